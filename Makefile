@@ -1,0 +1,44 @@
+# Every target sets up what it needs: a virtual environment in .venv (created and installed when missing or when
+# pyproject.toml changed) and a project-local Dagster instance in .dagster_home.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+PORT ?= 8000
+
+.PHONY: demo test ui serve lint clean install
+
+install: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+## demo: materialize the whole asset graph on the synthetic default, then print where the results are
+demo: install
+	$(BIN)/dagster job execute -m election_assets.definitions -a defs -j election_pipeline
+	@echo
+	@$(BIN)/python -m election_assets.summary
+
+## test: run the test suite
+test: install
+	$(BIN)/python -m pytest
+
+## ui: the Dagster UI with the daemon (schedules, sensors) on http://127.0.0.1:3000
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check election_assets election_api election_assets_tests benchmarks
+	$(BIN)/ruff format --check election_assets election_api election_assets_tests benchmarks
+
+clean:
+	rm -rf data .dagster_home

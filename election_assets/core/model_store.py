@@ -1,0 +1,215 @@
+"""The model store contract (SPEC section 5) shared by the champion asset (writer) and the API (reader).
+
+Layout under the store root::
+
+    versions/<version>/manifest.json   what the model is: metrics, features, input schema, checksums, lineage
+    versions/<version>/model.npz       the compiled model (see ``compiled_model``), loaded without pickle
+    versions/<version>/holdout.csv     the held-out rows the manifest's test metrics were computed on
+    LATEST                             {"version": ...}: the pointer the API follows
+    .staging/                          versions being written; never read
+
+A version is written completely inside ``.staging`` and then renamed into ``versions/`` (one atomic rename on
+the same filesystem), and only then is ``LATEST`` replaced (write-to-temp + ``os.replace``, also atomic). A
+crash at any point leaves ``LATEST`` naming the previous complete version. Readers verify every file's
+SHA-256 against the manifest before they use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from election_assets.core.compiled_model import CompiledModel, load_compiled_model
+from election_assets.core.features import FEATURE_NAMES
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.npz"
+HOLDOUT_FILE = "holdout.csv"
+POINTER_FILE = "LATEST"
+MANIFEST_FORMAT = 1
+
+
+class ModelStoreError(Exception):
+    """The store, a version or its pointer is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    version: str
+    manifest: dict[str, Any]
+    model: CompiledModel
+    path: Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """Sortable, unique version ids: UTC timestamp plus a random suffix."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class ModelStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def pointer_path(self) -> Path:
+        return self.root / POINTER_FILE
+
+    def version_dir(self, version: str) -> Path:
+        return self.versions_dir / version
+
+    # -- writing -----------------------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        manifest: dict[str, Any],
+        write_artifacts: Callable[[Path], None],
+        version: str | None = None,
+        make_latest: bool = True,
+    ) -> str:
+        """Write a new version and (by default) point ``LATEST`` at it; returns the version id.
+
+        ``write_artifacts(directory)`` writes the model files into a staging directory; the manifest, completed
+        with each file's checksum, is written last. Nothing is visible to readers until the final renames.
+        """
+        version = version or new_version_id()
+        staging = self.root / ".staging" / f"{version}.{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            write_artifacts(staging)
+            files = {
+                path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+                for path in sorted(staging.iterdir())
+                if path.is_file()
+            }
+            if MODEL_FILE not in files:
+                raise ModelStoreError(f"write_artifacts did not write {MODEL_FILE}")
+            complete = {**manifest, "manifest_format": MANIFEST_FORMAT, "version": version, "files": files}
+            manifest_path = staging / MANIFEST_FILE
+            manifest_path.write_text(json.dumps(complete, indent=2, sort_keys=True, default=str))
+            for path in staging.iterdir():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, self.version_dir(version))
+            _fsync_dir(self.versions_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if make_latest:
+            self.point_latest_to(version)
+        return version
+
+    def point_latest_to(self, version: str) -> None:
+        if not (self.version_dir(version) / MANIFEST_FILE).is_file():
+            raise ModelStoreError(f"cannot point LATEST at {version!r}: no complete version with that id")
+        temporary = self.root / f".{POINTER_FILE}.{uuid.uuid4().hex[:8]}"
+        payload = {"version": version, "updated_at": datetime.now(UTC).isoformat()}
+        with open(temporary, "w") as handle:
+            json.dump(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.pointer_path)
+        _fsync_dir(self.root)
+
+    def discard_stale_staging(self) -> int:
+        """Remove leftovers of writers that crashed; returns how many were removed."""
+        staging_root = self.root / ".staging"
+        if not staging_root.is_dir():
+            return 0
+        leftovers = list(staging_root.iterdir())
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return len(leftovers)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def latest_version(self) -> str | None:
+        try:
+            pointer = json.loads(self.pointer_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise ModelStoreError(f"pointer {self.pointer_path} is unreadable: {error}") from error
+        version = pointer.get("version") if isinstance(pointer, dict) else None
+        if not isinstance(version, str) or not version:
+            raise ModelStoreError(f"pointer {self.pointer_path} does not name a version")
+        return version
+
+    def list_versions(self) -> list[str]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.versions_dir.iterdir() if (p / MANIFEST_FILE).is_file())
+
+    def read_manifest(self, version: str) -> dict[str, Any]:
+        path = self.version_dir(version) / MANIFEST_FILE
+        try:
+            manifest = json.loads(path.read_text())
+        except FileNotFoundError as error:
+            raise ModelStoreError(f"version {version!r} has no manifest at {path}") from error
+        except (OSError, ValueError) as error:
+            raise ModelStoreError(f"manifest of version {version!r} is unreadable: {error}") from error
+        if not isinstance(manifest, dict):
+            raise ModelStoreError(f"manifest of version {version!r} is not a JSON object")
+        return manifest
+
+    def load(self, version: str | None = None) -> StoredModel:
+        """Load and verify a version (default: the one ``LATEST`` names)."""
+        version = version or self.latest_version()
+        if version is None:
+            raise ModelStoreError(f"no model published yet: {self.pointer_path} does not exist")
+        manifest = self.read_manifest(version)
+        directory = self.version_dir(version)
+        for name, expected in manifest.get("files", {}).items():
+            path = directory / name
+            if not path.is_file():
+                raise ModelStoreError(f"version {version!r}: file {name} listed in the manifest is missing")
+            actual = sha256_of(path)
+            if actual != expected["sha256"]:
+                raise ModelStoreError(
+                    f"version {version!r}: checksum mismatch for {name} (manifest {expected['sha256'][:12]}..., "
+                    f"file {actual[:12]}...): the file is corrupt or was changed after publishing"
+                )
+        if MODEL_FILE not in manifest.get("files", {}):
+            raise ModelStoreError(f"version {version!r}: manifest does not list {MODEL_FILE}")
+        features = manifest.get("feature_names")
+        if features != list(FEATURE_NAMES):
+            raise ModelStoreError(
+                f"version {version!r}: manifest feature list does not match this code's feature module "
+                f"({len(features or [])} vs {len(FEATURE_NAMES)} features); retrain or deploy matching code"
+            )
+        try:
+            model = load_compiled_model(directory / MODEL_FILE)
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelStoreError(f"version {version!r}: model file is unreadable: {error}") from error
+        if model.n_features != len(FEATURE_NAMES):
+            raise ModelStoreError(f"version {version!r}: model expects {model.n_features} features")
+        return StoredModel(version=version, manifest=manifest, model=model, path=directory)

@@ -1,0 +1,123 @@
+"""Monitoring: an Evidently data-drift report of the current batch against the training reference."""
+
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from election_assets.core.schema import INPUT_FIELD_NAMES
+from election_assets.defs.resources import ProjectStorage
+
+DRIFT_CHECK = "no_dataset_drift"
+LATEST_SUMMARY = "latest.json"
+
+
+class DriftConfig(dg.Config):
+    drift_share_threshold: float = Field(
+        0.3, gt=0.0, le=1.0, description="Dataset drift when at least this share of input columns drifted"
+    )
+    reference_sample: int = Field(
+        10_000, ge=100, description="At most this many training rows (sampled, seeded) serve as the reference"
+    )
+
+
+def summarize_drift(result: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """Read drift share and drifted columns from an Evidently 0.7 ``DataDriftPreset`` result."""
+    drifted, scores = [], {}
+    for metric in result["metrics"]:
+        config = metric["config"]
+        if not config["type"].endswith(":ValueDrift"):
+            continue
+        column, score = config["column"], float(metric["value"])
+        scores[column] = {"method": config["method"], "score": score, "threshold": config["threshold"]}
+        # p-value tests flag drift below the threshold; distance measures flag it at or above.
+        is_p_value = "p_value" in config["method"]
+        if (score < config["threshold"]) if is_p_value else (score >= config["threshold"]):
+            drifted.append(column)
+    share = len(drifted) / len(scores) if scores else 0.0
+    return {
+        "dataset_drift": share >= threshold,
+        "drift_share": share,
+        "drift_share_threshold": threshold,
+        "drifted_columns": drifted,
+        "column_scores": scores,
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+@dg.asset(
+    group_name="monitoring",
+    code_version="1",
+    kinds={"evidently"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECK, asset="drift_report", description="Fails (as a warning) when the current batch has drifted"
+        )
+    ],
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    storage: ProjectStorage,
+    cleaned_regions: pd.DataFrame,
+    cleaned_current_regions: pd.DataFrame,
+):
+    """Evidently ``DataDriftPreset`` over the 14 input fields: HTML and JSON reports plus a summary the API reads."""
+    # Evidently takes ~10 s to import: only this asset pays for it.
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    columns = list(INPUT_FIELD_NAMES)
+    reference = cleaned_regions[columns]
+    if len(reference) > config.reference_sample:
+        reference = reference.sample(config.reference_sample, random_state=0)
+    current = cleaned_current_regions[columns]
+    snapshot = Report([DataDriftPreset(drift_share=config.drift_share_threshold)]).run(
+        current_data=current, reference_data=reference
+    )
+    generated_at = datetime.now(UTC)
+    directory = storage.reports_path("drift", generated_at.strftime("%Y%m%dT%H%M%S%fZ"))
+    html, raw_json = directory / "drift_report.html", directory / "drift_report.json"
+    snapshot.save_html(str(html))
+    snapshot.save_json(str(raw_json))
+    summary = summarize_drift(snapshot.dict(), config.drift_share_threshold) | {
+        "generated_at": generated_at.isoformat(),
+        "dagster_run_id": context.run_id,
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "report_html": str(html),
+        "report_json": str(raw_json),
+    }
+    _write_atomically(storage.reports_path("drift") / LATEST_SUMMARY, json.dumps(summary, indent=2))
+    context.log.info(
+        f"drift share {summary['drift_share']:.2f} (threshold {config.drift_share_threshold}); "
+        f"drifted: {summary['drifted_columns'] or 'none'}"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "dataset_drift": summary["dataset_drift"],
+            "drift_share": summary["drift_share"],
+            "drifted_columns": summary["drifted_columns"],
+            "drifted_column_count": len(summary["drifted_columns"]),
+            "report_html": dg.MetadataValue.path(str(html)),
+            "report_json": dg.MetadataValue.path(str(raw_json)),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=not summary["dataset_drift"],
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(summary['drifted_columns'])} of {len(columns)} input columns drifted",
+        metadata={"drift_share": summary["drift_share"], "drifted_columns": summary["drifted_columns"]},
+    )

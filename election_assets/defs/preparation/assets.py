@@ -1,0 +1,121 @@
+"""Preparation: cleaned tables and the engineered features the candidates train on."""
+
+
+import hashlib
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.schema import CANDIDATE_A, INPUT_FIELD_NAMES, LABEL, REGION_ID
+from election_assets.core.synthetic import TRUE_PROBABILITY
+from election_assets.defs.lineage import table_output
+from election_assets.defs.preparation.cleaning import clean_regions
+from election_assets.defs.validation import (
+    FEATURES_SCHEMA,
+    SPLIT,
+    TARGET,
+    cleaned_regions_schema,
+    pandera_asset_check,
+)
+
+DROP_RATE_CHECK = "drop_rate_within_limit"
+
+
+class CleaningConfig(dg.Config):
+    max_drop_fraction: float = Field(
+        0.10, gt=0.0, le=1.0, description="Fail the drop-rate check when more than this share of rows is dropped"
+    )
+
+
+def _clean(raw: pd.DataFrame, config: CleaningConfig):
+    result = clean_regions(raw)
+    passed = result.drop_fraction <= config.max_drop_fraction
+    check = dg.AssetCheckResult(
+        check_name=DROP_RATE_CHECK,
+        passed=passed,
+        description=(
+            f"dropped {result.drop_fraction:.2%} of rows "
+            f"({'within' if passed else 'above'} the limit of {config.max_drop_fraction:.0%}): {result.dropped}"
+        ),
+        metadata={"drop_fraction": result.drop_fraction, **{f"dropped_{k}": v for k, v in result.dropped.items()}},
+    )
+    output = table_output(
+        result.frame,
+        {
+            "rows_in": len(raw),
+            "rows_dropped": sum(result.dropped.values()),
+            "drop_fraction": result.drop_fraction,
+            "dropped_by_reason": result.dropped,
+        },
+    )
+    return output, check
+
+
+def _drop_rate_spec(asset_name: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        DROP_RATE_CHECK,
+        asset=asset_name,
+        blocking=True,
+        description="Too many dropped rows means the feed is broken, not noisy",
+    )
+
+
+@dg.asset(
+    group_name="preparation",
+    code_version="1",
+    kinds={"pandas"},
+    check_specs=[_drop_rate_spec("cleaned_regions")],
+)
+def cleaned_regions(raw_regions: pd.DataFrame, config: CleaningConfig):
+    """Training history without gaps, inconsistent polls or outliers; drop counts per reason in metadata."""
+    yield from _clean(raw_regions, config)
+
+
+@dg.asset(
+    group_name="preparation",
+    code_version="1",
+    kinds={"pandas"},
+    check_specs=[_drop_rate_spec("cleaned_current_regions")],
+)
+def cleaned_current_regions(current_regions: pd.DataFrame, config: CleaningConfig):
+    """The current batch, cleaned by the same rules as the training history."""
+    yield from _clean(current_regions, config)
+
+
+class FeatureConfig(dg.Config):
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of regions held out for testing")
+
+
+def holdout_split(region_ids: pd.Series, test_fraction: float) -> np.ndarray:
+    """Assign each region to train or test by a hash of its id: stable across runs and data versions."""
+    buckets = region_ids.map(lambda rid: int.from_bytes(hashlib.sha256(rid.encode()).digest()[:4], "big"))
+    return np.where(buckets.to_numpy() / 2**32 < test_fraction, "test", "train")
+
+
+@dg.asset(group_name="preparation", code_version="1", kinds={"pandas", "numpy"})
+def region_features(cleaned_regions: pd.DataFrame, config: FeatureConfig) -> dg.Output[pd.DataFrame]:
+    """The shared feature module applied to the cleaned history, with the 0/1 target and a hash-based split."""
+    matrix = engineer_features(cleaned_regions[list(INPUT_FIELD_NAMES)].to_numpy(np.float64))
+    frame = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
+    frame.insert(0, REGION_ID, cleaned_regions[REGION_ID].to_numpy())
+    frame[TARGET] = (cleaned_regions[LABEL].to_numpy() == CANDIDATE_A).astype(np.int64)
+    frame[SPLIT] = holdout_split(cleaned_regions[REGION_ID], config.test_fraction)
+    if TRUE_PROBABILITY in cleaned_regions.columns:
+        frame[TRUE_PROBABILITY] = cleaned_regions[TRUE_PROBABILITY].to_numpy()
+    return table_output(
+        frame,
+        {
+            "features": len(FEATURE_NAMES),
+            "train_rows": int((frame[SPLIT] == "train").sum()),
+            "test_rows": int((frame[SPLIT] == "test").sum()),
+            "share_candidate_a": float(frame[TARGET].mean()),
+        },
+    )
+
+
+cleaned_regions_check = pandera_asset_check(cleaned_regions, cleaned_regions_schema(labelled=True))
+cleaned_current_regions_check = pandera_asset_check(cleaned_current_regions, cleaned_regions_schema(labelled=False))
+region_features_check = pandera_asset_check(region_features, FEATURES_SCHEMA)

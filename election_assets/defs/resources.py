@@ -1,0 +1,122 @@
+"""Resources: where data, models and reports live, and how MLflow is reached. Values come from the environment
+(see ``election_assets.settings``), so the same code runs on a laptop and on Kubernetes."""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from dagster_mlflow import mlflow_tracking
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from election_assets.core.model_store import ModelStore
+from election_assets.settings import PipelineSettings
+
+CHAMPION_ALIAS = "champion"
+
+
+class ProjectStorage(dg.ConfigurableResource):
+    """Directories for the model store (read by the API) and the drift reports."""
+
+    model_store_dir: str
+    reports_dir: str
+
+    def model_store(self) -> ModelStore:
+        return ModelStore(self.model_store_dir)
+
+    def reports_path(self, *parts: str) -> Path:
+        path = Path(self.reports_dir, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """The MLflow experiment and model registry the pipeline writes to.
+
+    Runs themselves are opened by dagster-mlflow's ``mlflow_tracking`` resource (key ``mlflow``); this resource
+    makes sure the experiment exists with its artifacts where we want them, and handles registry aliases.
+    """
+
+    tracking_uri: str
+    artifact_location: str
+    experiment_name: str
+    registered_model_name: str
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def ensure_experiment(self) -> None:
+        mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(self.experiment_name) is None:
+            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+
+    def champion_version(self) -> str | None:
+        try:
+            return str(self.client().get_model_version_by_alias(self.registered_model_name, CHAMPION_ALIAS).version)
+        except MlflowException:
+            return None
+
+    @contextmanager
+    def promote(self, model_uri: str, tags: dict[str, str]) -> Iterator[str]:
+        """Register ``model_uri`` as a new version and move the ``champion`` alias to it, yielding the version.
+
+        If the block fails (the model store could not publish), the alias goes back to the previous champion, so
+        the registry never names a model the API cannot serve.
+        """
+        previous = self.champion_version()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        version = str(mlflow.register_model(model_uri, self.registered_model_name, tags=tags).version)
+        client = self.client()
+        client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version)
+        try:
+            yield version
+        except BaseException:
+            if previous is None:
+                client.delete_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS)
+            else:
+                client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, previous)
+            raise
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        client = self.client()
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+
+
+def _mlflow_tracking_in_our_experiment(init_context: dg.InitResourceContext):
+    init_context.resources.mlflow_registry.ensure_experiment()
+    return mlflow_tracking.resource_fn(init_context)
+
+
+def build_resources(settings: PipelineSettings) -> dict[str, object]:
+    registry = MlflowRegistry(
+        tracking_uri=settings.mlflow_tracking_uri,
+        artifact_location=settings.mlflow_artifact_location,
+        experiment_name=settings.mlflow_experiment,
+        registered_model_name=settings.registered_model_name,
+    )
+    # dagster-mlflow's resource opens one MLflow parent run per Dagster run; candidates nest their runs under it.
+    tracking = dg.ResourceDefinition(
+        resource_fn=_mlflow_tracking_in_our_experiment,
+        config_schema=mlflow_tracking.config_schema,
+        description=mlflow_tracking.description,
+        required_resource_keys={"mlflow_registry"},
+    ).configured({"experiment_name": settings.mlflow_experiment, "mlflow_tracking_uri": settings.mlflow_tracking_uri})
+    return {
+        "storage": ProjectStorage(model_store_dir=str(settings.model_store_dir), reports_dir=str(settings.reports_dir)),
+        "mlflow_registry": registry,
+        "mlflow": tracking,
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources(PipelineSettings.from_env()))

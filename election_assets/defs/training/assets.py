@@ -1,0 +1,298 @@
+"""Training: one asset per candidate family, then the champion gate that publishes to the model store."""
+
+
+import platform
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from pydantic import Field
+
+from election_assets.core.compiled_model import save_compiled_model
+from election_assets.core.features import FEATURE_NAMES
+from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStoreError
+from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, INPUT_FIELDS, LABEL, REGION_ID
+from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
+from election_assets.defs.lineage import fingerprint
+from election_assets.defs.resources import MlflowRegistry, ProjectStorage
+from election_assets.defs.training.candidates import (
+    CANDIDATES,
+    LOWER_IS_BETTER,
+    CandidateSpec,
+    TrainedCandidate,
+    classification_metrics,
+    is_better,
+    tune,
+)
+from election_assets.defs.training.export import compile_estimator
+from election_assets.defs.validation import SPLIT, TARGET
+
+
+class TrainingConfig(dg.Config):
+    cv_folds: int = Field(3, ge=2, le=10, description="Folds of the cross-validated search")
+    search_iterations: int = Field(6, ge=1, le=200, description="Hyper-parameter configurations tried per family")
+    seed: int = Field(42, description="Seed of the search and of the estimators")
+
+
+def _split(features: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = features[features[SPLIT] == split]
+    return rows[list(FEATURE_NAMES)].to_numpy(np.float64), rows[TARGET].to_numpy()
+
+
+def _log_candidate_run(spec: CandidateSpec, trained: TrainedCandidate, x_test: np.ndarray, data_version: str):
+    signature = infer_signature(
+        pd.DataFrame(x_test[:100], columns=list(FEATURE_NAMES)), trained.estimator.predict_proba(x_test[:100])
+    )
+    with mlflow.start_run(run_name=spec.name, nested=True) as run:
+        mlflow.set_tags({"candidate": spec.name, "training_data_fingerprint": data_version})
+        mlflow.log_params({f"search.{k}": v for k, v in trained.best_params.items()})
+        mlflow.log_metrics({f"cv_{k}": v for k, v in trained.cv_metrics.items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in trained.test_metrics.items()})
+        mlflow.log_metric("search_seconds", trained.search_seconds)
+        # Explicit requirements: MLflow's own inference imports the model in a subprocess, ~10 s per model.
+        requirements = [f"{name}=={package_version(name)}" for name in ("numpy", "scikit-learn")]
+        if spec.mlflow_flavor == "xgboost":
+            requirements.append(f"xgboost=={package_version('xgboost-cpu')}")
+            info = mlflow.xgboost.log_model(
+                trained.estimator, name="model", signature=signature, pip_requirements=requirements
+            )
+        else:
+            info = mlflow.sklearn.log_model(
+                trained.estimator,
+                name="model",
+                signature=signature,
+                pip_requirements=requirements,
+                skops_trusted_types=list(spec.skops_trusted_types),
+            )
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / MODEL_FILE
+            save_compiled_model(trained.compiled, path)
+            mlflow.log_artifact(str(path), artifact_path="serving")
+    trained.mlflow_run_id = run.info.run_id
+    trained.mlflow_model_uri = info.model_uri
+
+
+def build_candidate_asset(spec: CandidateSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"candidate_{spec.name}",
+        group_name="training",
+        code_version="1",
+        kinds={"scikit-learn" if spec.mlflow_flavor == "sklearn" else "xgboost", "mlflow"},
+        required_resource_keys={"mlflow"},
+        description=f"{spec.title}, tuned by cross-validated randomised search on the training split; "
+        "scored on the held-out test split; logged to MLflow as a nested run.",
+    )
+    def _candidate(
+        context: dg.AssetExecutionContext, config: TrainingConfig, region_features: pd.DataFrame
+    ) -> dg.Output[TrainedCandidate]:
+        x_train, y_train = _split(region_features, "train")
+        x_test, y_test = _split(region_features, "test")
+        context.log.info(
+            f"{spec.name}: searching {config.search_iterations} configurations x {config.cv_folds} folds "
+            f"on {len(x_train)} training rows"
+        )
+        search = tune(spec, x_train, y_train, config.cv_folds, config.search_iterations, config.seed)
+        compiled = compile_estimator(search.estimator)
+        trained = TrainedCandidate(
+            name=spec.name,
+            estimator=search.estimator,
+            compiled=compiled,
+            best_params=search.best_params,
+            cv_metrics=search.cv_metrics,
+            test_metrics=classification_metrics(y_test, compiled.predict_proba_a(x_test)),
+            search_seconds=search.seconds,
+        )
+        context.log.info(f"{spec.name}: search took {search.seconds:.1f}s; best {search.best_params}")
+        _ = context.resources.mlflow  # opens dagster-mlflow's parent run for this Dagster run
+        _log_candidate_run(spec, trained, x_test, fingerprint(region_features))
+        return dg.Output(
+            trained,
+            metadata={
+                "best_params": search.best_params,
+                **{f"cv_{k}": v for k, v in trained.cv_metrics.items()},
+                **{f"test_{k}": v for k, v in trained.test_metrics.items()},
+                "search_seconds": search.seconds,
+                "configurations_tried": search.configurations_tried,
+                "mlflow_run_id": trained.mlflow_run_id,
+            },
+        )
+
+    return _candidate
+
+
+candidate_assets = [build_candidate_asset(spec) for spec in CANDIDATES]
+
+
+class ChampionConfig(dg.Config):
+    selection_metric: Literal["log_loss", "brier", "accuracy", "roc_auc"] = Field(
+        "log_loss", description="Metric that picks the best candidate (on CV) and gates promotion (on held-out data)"
+    )
+    min_improvement: float = Field(
+        0.0, ge=0.0, description="How much the challenger must beat the current champion by to be promoted"
+    )
+
+
+def _library_versions() -> dict[str, str]:
+    names = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "mlflow", "dagster")
+    return {"python": platform.python_version(), **{name: package_version(name) for name in names}}
+
+
+def _holdout_rows(cleaned: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    test_ids = features.loc[features[SPLIT] == "test", REGION_ID]
+    rows = cleaned.set_index(REGION_ID).loc[test_ids].reset_index()
+    return rows[[REGION_ID, *INPUT_FIELD_NAMES, LABEL]]
+
+
+def _evaluate_incumbent(storage: ProjectStorage, x_test: np.ndarray, y_test: np.ndarray, log) -> dict | None:
+    store = storage.model_store()
+    try:
+        incumbent = store.load()
+    except ModelStoreError as error:
+        if store.latest_version() is not None:
+            log.warning(f"current champion cannot be loaded, so any challenger wins: {error}")
+        return None
+    return {
+        "version": incumbent.version,
+        "metrics": classification_metrics(y_test, incumbent.model.predict_proba_a(x_test)),
+    }
+
+
+@dg.asset(group_name="training", code_version="1", kinds={"mlflow", "numpy"})
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: ChampionConfig,
+    storage: ProjectStorage,
+    mlflow_registry: MlflowRegistry,
+    region_features: pd.DataFrame,
+    cleaned_regions: pd.DataFrame,
+    candidate_logistic_regression: TrainedCandidate,
+    candidate_random_forest: TrainedCandidate,
+    candidate_xgboost: TrainedCandidate,
+) -> dg.MaterializeResult:
+    """The best candidate (by CV), promoted to the model store and the MLflow registry alias ``champion`` only
+    if it beats the current champion on the held-out rows."""
+    metric = config.selection_metric
+    candidates = [candidate_logistic_regression, candidate_random_forest, candidate_xgboost]
+    ranked = sorted(candidates, key=lambda c: c.cv_metrics[metric], reverse=not LOWER_IS_BETTER[metric])
+    challenger = ranked[0]
+    x_test, y_test = _split(region_features, "test")
+    incumbent = _evaluate_incumbent(storage, x_test, y_test, context.log)
+    challenger_value = challenger.test_metrics[metric]
+    if incumbent is None:
+        promoted, reason = True, "no loadable champion yet: the first challenger is promoted"
+    else:
+        incumbent_value = incumbent["metrics"][metric]
+        promoted = is_better(metric, challenger_value, incumbent_value, config.min_improvement)
+        verdict = "beats" if promoted else "does not beat"
+        reason = (
+            f"challenger {challenger.name} {verdict} champion {incumbent['version']} on held-out {metric}: "
+            f"{challenger_value:.4f} vs {incumbent_value:.4f} (min improvement {config.min_improvement})"
+        )
+    context.log.info(reason)
+
+    data_version = fingerprint(region_features)
+    metadata: dict = {
+        "promoted": promoted,
+        "reason": reason,
+        "challenger": challenger.name,
+        "candidates_ranked_by_cv": [c.name for c in ranked],
+        "training_data_fingerprint": data_version,
+        **{f"test_{k}": v for k, v in challenger.test_metrics.items()},
+    }
+    if incumbent is not None:
+        metadata["incumbent_version"] = incumbent["version"]
+        metadata[f"incumbent_test_{metric}"] = incumbent["metrics"][metric]
+
+    bayes_gap = None
+    if TRUE_PROBABILITY in region_features.columns:
+        test_truth = region_features.loc[region_features[SPLIT] == "test", TRUE_PROBABILITY].to_numpy()
+        bayes = BayesMetrics.of(test_truth)
+        bayes_gap = {
+            "bayes_optimal_accuracy": bayes.accuracy,
+            "bayes_brier": bayes.brier,
+            "accuracy_gap_to_bayes": bayes.accuracy - challenger.test_metrics["accuracy"],
+            "brier_gap_to_bayes": challenger.test_metrics["brier"] - bayes.brier,
+        }
+        metadata |= bayes_gap
+        mlflow_registry.log_metrics(challenger.mlflow_run_id, bayes_gap)
+
+    mlflow_registry.set_tags(challenger.mlflow_run_id, {"champion_promoted": str(promoted), "champion_reason": reason})
+    if not promoted:
+        return dg.MaterializeResult(metadata=metadata)
+
+    holdout = _holdout_rows(cleaned_regions, region_features)
+
+    def write_artifacts(directory: Path) -> None:
+        save_compiled_model(challenger.compiled, directory / MODEL_FILE)
+        holdout.to_csv(directory / HOLDOUT_FILE, index=False)
+
+    registry_tags = {
+        "candidate": challenger.name,
+        "training_data_fingerprint": data_version,
+        "dagster_run_id": context.run_id,
+    }
+    with mlflow_registry.promote(challenger.mlflow_model_uri, registry_tags) as registered_version:
+        source_run = {
+            "dagster_run_id": context.run_id,
+            "mlflow_run_id": challenger.mlflow_run_id,
+            "mlflow_model_uri": challenger.mlflow_model_uri,
+            "registered_model": mlflow_registry.registered_model_name,
+            "registered_version": registered_version,
+        }
+        promotion = {"metric": metric, "reason": reason}
+        manifest = _manifest(challenger, region_features, bayes_gap, promotion, source_run)
+        store_version = storage.model_store().publish(manifest, write_artifacts)
+    mlflow_registry.set_tags(challenger.mlflow_run_id, {"model_store_version": store_version})
+    context.log.info(
+        f"published champion {store_version} "
+        f"(MLflow {mlflow_registry.registered_model_name} version {registered_version})"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "model_store_version": store_version,
+            "model_store_path": dg.MetadataValue.path(str(storage.model_store().version_dir(store_version))),
+            "registered_model_version": registered_version,
+        }
+    )
+
+
+def _manifest(
+    challenger: TrainedCandidate,
+    region_features: pd.DataFrame,
+    bayes_gap: dict[str, float] | None,
+    promotion: dict[str, str],
+    source_run: dict[str, str],
+) -> dict:
+    split = region_features[SPLIT]
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        "data_mode": "synthetic" if bayes_gap is not None else "external",
+        "model_name": challenger.name,
+        "model_kind": challenger.compiled.kind,
+        "hyperparameters": challenger.best_params,
+        "metrics": challenger.test_metrics,
+        "cv_metrics": challenger.cv_metrics,
+        "bayes": bayes_gap,
+        "training_data_fingerprint": fingerprint(region_features),
+        "training_rows": int((split == "train").sum()),
+        "holdout_rows": int((split == "test").sum()),
+        "feature_names": list(FEATURE_NAMES),
+        "input_schema": [asdict(field) for field in INPUT_FIELDS],
+        "labels": {"positive": CANDIDATE_A, "negative": CANDIDATE_B},
+        "source_run": source_run,
+        "promotion": promotion,
+        "library_versions": _library_versions(),
+    }
+
+
+# Re-exported for load_from_defs_folder, which collects module-level definitions.
+candidate_logistic_regression, candidate_random_forest, candidate_xgboost = candidate_assets

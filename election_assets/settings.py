@@ -1,0 +1,63 @@
+"""Pipeline settings read from the environment once, validated, with errors that name the variable and the fix."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_data_dir() -> Path:
+    # In a source checkout the data lives beside the code; an installed package writes under the working directory.
+    root = _SOURCE_ROOT if (_SOURCE_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return root / "data"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    data_dir: Path
+    model_store_dir: Path
+    reports_dir: Path
+    mlflow_tracking_uri: str
+    mlflow_artifact_location: str
+    mlflow_experiment: str
+    registered_model_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
+        env = os.environ if env is None else env
+
+        def path(variable: str, default: Path) -> Path:
+            value = env.get(variable, "").strip()
+            if not value:
+                return default
+            candidate = Path(value).expanduser()
+            if not candidate.is_absolute():
+                raise SettingsError(f"{variable}={value!r} must be an absolute path (for example /srv/election/data)")
+            return candidate
+
+        def name(variable: str, default: str) -> str:
+            value = env.get(variable, "").strip() or default
+            if any(ch.isspace() for ch in value) or "/" in value:
+                raise SettingsError(f"{variable}={value!r} must be a single word without spaces or slashes")
+            return value
+
+        data_dir = path("ELECTION_DATA_DIR", _default_data_dir())
+        mlflow_dir = data_dir / "mlflow"
+        return cls(
+            data_dir=data_dir,
+            model_store_dir=path("ELECTION_MODEL_STORE", data_dir / "model_store"),
+            reports_dir=path("ELECTION_REPORTS_DIR", data_dir / "reports"),
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", "").strip() or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            mlflow_artifact_location=env.get("ELECTION_MLFLOW_ARTIFACTS", "").strip()
+            or (mlflow_dir / "artifacts").as_uri(),
+            mlflow_experiment=name("ELECTION_MLFLOW_EXPERIMENT", "election-forecasting"),
+            registered_model_name=name("ELECTION_REGISTERED_MODEL", "election-winner"),
+        )
