@@ -93,7 +93,7 @@ def drift_report(
     snapshot.save_json(str(raw_json))
     summary = summarize_drift(snapshot.dict(), config.drift_share_threshold) | {
         "generated_at": generated_at.isoformat(),
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
         "reference_rows": len(reference),
         "current_rows": len(current),
         "report_html": str(html),

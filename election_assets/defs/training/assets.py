@@ -237,11 +237,11 @@ def champion_model(
     registry_tags = {
         "candidate": challenger.name,
         "training_data_fingerprint": data_version,
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
     }
     with mlflow_registry.promote(challenger.mlflow_model_uri, registry_tags) as registered_version:
         source_run = {
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "mlflow_run_id": challenger.mlflow_run_id,
             "mlflow_model_uri": challenger.mlflow_model_uri,
             "registered_model": mlflow_registry.registered_model_name,
