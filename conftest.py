@@ -87,3 +87,15 @@ def materialized_pipeline(session_sandbox: PipelineSandbox) -> Iterator[Material
     with session_sandbox.environment():
         result = job.execute_in_process(run_config=SMALL_RUN_CONFIG, instance=dg.DagsterInstance.ephemeral())
     yield MaterializedPipeline(sandbox=session_sandbox, result=result)
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> PipelineSandbox:
+    """A fresh, empty sandbox for one test."""
+    return make_sandbox(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def new_sandbox(tmp_path_factory):
+    """Make fresh sandboxes in fixtures wider than one test (module scope)."""
+    return lambda name: make_sandbox(tmp_path_factory.mktemp(name))

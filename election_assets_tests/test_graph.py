@@ -4,12 +4,12 @@ import json
 import warnings
 from contextlib import contextmanager
 
+import dagster as dg
 import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-import dagster as dg
 from election_assets.core.features import FEATURE_NAMES
 from election_assets.core.model_store import ModelStore
 from election_assets.defs.training.candidates import CANDIDATES, METRIC_NAMES

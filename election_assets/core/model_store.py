@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,12 +141,16 @@ class ModelStore:
         os.replace(temporary, self.pointer_path)
         _fsync_dir(self.root)
 
-    def discard_stale_staging(self) -> int:
-        """Remove leftovers of writers that crashed; returns how many were removed."""
+    def discard_stale_staging(self, older_than_seconds: float = 0.0) -> int:
+        """Remove leftovers of writers that crashed; returns how many were removed.
+
+        ``older_than_seconds`` spares directories a concurrent writer may still be filling.
+        """
         staging_root = self.root / ".staging"
         if not staging_root.is_dir():
             return 0
-        leftovers = list(staging_root.iterdir())
+        cutoff = time.time() - older_than_seconds
+        leftovers = [path for path in staging_root.iterdir() if path.stat().st_mtime <= cutoff]
         for leftover in leftovers:
             shutil.rmtree(leftover, ignore_errors=True)
         return len(leftovers)

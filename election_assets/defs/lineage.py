@@ -5,7 +5,6 @@ upstream data changed (the role DVC played in the reference system). The champio
 run record the fingerprint of the features it was trained on.
 """
 
-
 import hashlib
 
 import dagster as dg

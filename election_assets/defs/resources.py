@@ -1,7 +1,6 @@
 """Resources: where data, models and reports live, and how MLflow is reached. Values come from the environment
 (see ``election_assets.settings``), so the same code runs on a laptop and on Kubernetes."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

@@ -5,7 +5,6 @@ the API's request model and these checks cannot disagree about a range. A failin
 rule with its column, the rule and example rows, and (being blocking) stops every downstream asset.
 """
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd

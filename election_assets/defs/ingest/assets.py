@@ -5,7 +5,6 @@ which is how real feeds (and corrupt ones, in tests) enter the graph. Nothing is
 schema checks decide whether the data may flow on.
 """
 
-
 from pathlib import Path
 
 import dagster as dg

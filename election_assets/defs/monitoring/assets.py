@@ -1,6 +1,5 @@
 """Monitoring: an Evidently data-drift report of the current batch against the training reference."""
 
-
 import json
 import os
 from datetime import UTC, datetime

@@ -1,6 +1,5 @@
 """Preparation: cleaned tables and the engineered features the candidates train on."""
 
-
 import hashlib
 
 import dagster as dg

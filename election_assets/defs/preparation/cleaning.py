@@ -1,6 +1,5 @@
 """Row-level cleaning rules. Every dropped row is counted under the first rule it breaks."""
 
-
 from dataclasses import dataclass
 
 import numpy as np

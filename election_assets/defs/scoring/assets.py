@@ -1,6 +1,5 @@
 """Scoring: the current batch forecast by the model the store serves, through the same path as the API."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd

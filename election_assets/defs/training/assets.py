@@ -1,6 +1,5 @@
 """Training: one asset per candidate family, then the champion gate that publishes to the model store."""
 
-
 import platform
 import tempfile
 from dataclasses import asdict
@@ -131,6 +130,10 @@ def build_candidate_asset(spec: CandidateSpec) -> dg.AssetsDefinition:
 candidate_assets = [build_candidate_asset(spec) for spec in CANDIDATES]
 
 
+# A staging directory untouched for this long belongs to a writer that died, not to one still running.
+STALE_STAGING_SECONDS = 3600
+
+
 class ChampionConfig(dg.Config):
     selection_metric: Literal["log_loss", "brier", "accuracy", "roc_auc"] = Field(
         "log_loss", description="Metric that picks the best candidate (on CV) and gates promotion (on held-out data)"
@@ -244,6 +247,9 @@ def champion_model(
         "training_data_fingerprint": data_version,
         "dagster_run_id": context.run.run_id,
     }
+    swept = storage.model_store().discard_stale_staging(older_than_seconds=STALE_STAGING_SECONDS)
+    if swept:
+        context.log.warning(f"removed {swept} half-written model version(s) left by crashed runs")
     with mlflow_registry.promote(challenger.mlflow_model_uri, registry_tags) as registered_version:
         source_run = {
             "dagster_run_id": context.run.run_id,

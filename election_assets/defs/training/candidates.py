@@ -1,6 +1,5 @@
 """The candidate model families, their search spaces, and how a candidate is tuned and scored."""
 
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -4,7 +4,6 @@ Runs at training time only (it needs scikit-learn and XGBoost); the API loads th
 ``election_assets_tests`` proves that each compiled model reproduces its estimator's probabilities.
 """
 
-
 import json
 
 import numpy as np
