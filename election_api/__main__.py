@@ -1,0 +1,46 @@
+"""``python -m election_api``: one uvicorn worker (uvloop and httptools when installed) on HOST:PORT."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    from election_api.logs import configure_logging
+    from election_api.settings import ApiSettings, SettingsError
+
+    try:
+        settings = ApiSettings.from_env()
+    except SettingsError as error:
+        print(f"election_api: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    import uvicorn
+
+    from election_api.app import create_app
+
+    def available(module: str) -> bool:
+        try:
+            __import__(module)
+        except ImportError:
+            return False
+        return True
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        loop="uvloop" if available("uvloop") else "asyncio",
+        http="httptools" if available("httptools") else "h11",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""The Litestar application: ``create_app(settings)`` builds one independent instance (own metrics registry,
+own model manager, own poller), so tests can run several side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import Parameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from election_api import SERVICE_NAME, __version__
+from election_api.metrics import ApiMetrics
+from election_api.schemas import (
+    ApiError,
+    BatchPrediction,
+    ErrorBody,
+    ExplanationOut,
+    FieldError,
+    Prediction,
+    Probabilities,
+    TopFeature,
+    decode_batch,
+    decode_single,
+)
+from election_api.serving import ModelManager, Poller, ServedModel
+from election_api.settings import ApiSettings
+from election_assets.core.features import FEATURE_NAMES
+from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
+
+log = logging.getLogger("election_api.app")
+access_log = logging.getLogger("election_api.access")
+
+# Batches at least this large are scored in a worker thread so the event loop keeps serving small requests.
+THREAD_OFFLOAD_ROWS = 2_000
+_CANDIDATE_A, _CANDIDATE_B = LABELS
+
+
+# -- OpenAPI: the request bodies are decoded by hand (msgspec, strict), so their schemas are declared here -------
+
+
+def _row_schema() -> Schema:
+    properties: dict[str, Any] = {}
+    for spec in INPUT_FIELDS:
+        properties[spec.name] = Schema(
+            type=OpenAPIType.INTEGER if spec.kind == "int" else OpenAPIType.NUMBER,
+            description=spec.description,
+            minimum=None if spec.exclusive_minimum else spec.minimum,
+            exclusive_minimum=spec.minimum if spec.exclusive_minimum else None,
+            maximum=spec.maximum,
+        )
+    return Schema(
+        title="PredictRequest",
+        type=OpenAPIType.OBJECT,
+        properties=properties,
+        required=list(INPUT_FIELD_NAMES),
+        additional_properties=False,
+        description="One region's 14 input fields; unknown fields are rejected.",
+    )
+
+
+def _operation_with_body(schema: Schema, description: str) -> type[Operation]:
+    @dataclass
+    class OperationWithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=schema)}, required=True, description=description
+            )
+
+    return OperationWithBody
+
+
+def _error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    reasons = {
+        400: "Malformed JSON (including NaN/Infinity tokens) or an invalid query parameter",
+        413: "Body larger than ELECTION_API_MAX_BODY_BYTES, or more rows than ELECTION_API_MAX_BATCH_ROWS",
+        415: "Content-Type is not application/json",
+        422: "A field is missing, unknown, of the wrong type or out of range; or the batch is empty",
+        503: "No valid model is loaded yet",
+    }
+    return {code: ResponseSpec(data_container=ErrorBody, description=reasons[code]) for code in codes}
+
+
+ExplainParam = Annotated[bool, Parameter(description="Add the top contributing features of each prediction")]
+TopParam = Annotated[
+    int | None,
+    Parameter(
+        ge=1,
+        le=len(FEATURE_NAMES),
+        description="How many features ?explain=true lists (default ELECTION_API_EXPLAIN_TOP_N, 5)",
+    ),
+]
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+
+
+def _error_response(request: Request, status: int, detail: str, errors: list[FieldError], headers=None) -> Response:
+    request_id = request.scope.get("state", {}).get("request_id")
+    return Response(
+        content=ErrorBody(status, detail, errors, request_id),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _api_error_handler(request: Request, error: ApiError) -> Response:
+    return _error_response(request, error.status_code, error.detail, error.errors, error.headers)
+
+
+def _http_exception_handler(request: Request, error: HTTPException) -> Response:
+    errors: list[FieldError] = []
+    if isinstance(error, ValidationException) and isinstance(error.extra, list):
+        for item in error.extra:
+            if isinstance(item, dict):
+                errors.append(FieldError(str(item.get("key", "$")), str(item.get("message", error.detail))))
+    status = error.status_code
+    if status >= 500:
+        log.error(
+            "server error",
+            extra={"event": "server_error", "request_id": request.scope.get("state", {}).get("request_id")},
+        )
+    headers = dict(error.headers) if error.headers else None
+    return _error_response(request, status, str(error.detail), errors, headers)
+
+
+def _unexpected_error_handler(request: Request, error: Exception) -> Response:
+    # A bug, not bad input (every bad input is an ApiError or HTTPException): logged with its traceback.
+    log.exception(
+        "unhandled error",
+        exc_info=error,
+        extra={"event": "unhandled_error", "request_id": request.scope.get("state", {}).get("request_id")},
+    )
+    return _error_response(request, 500, "internal server error; see the server log for this request id", [])
+
+
+# -- the application -----------------------------------------------------------------------------------------------
+
+
+class ElectionApi(Litestar):
+    """Litestar plus one outer layer for every HTTP request (also 404/405/413): request id, access log, metrics.
+
+    The route label is the matched route template (``scope["path_template"]``), never the raw path.
+    """
+
+    api_settings: ApiSettings
+    api_metrics: ApiMetrics
+    manager: ModelManager
+    poller: Poller
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if 0 < len(candidate) <= 128 and candidate.isprintable():
+                    request_id = candidate
+                break
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        status = 500
+
+        async def send_with_id(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "<unmatched>"
+            metrics = self.api_metrics
+            metrics.requests.labels(route, scope["method"], str(status)).inc()
+            metrics.latency.labels(route).observe(elapsed)
+            if self.api_settings.access_log and access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000.0, 3),
+                    },
+                )
+
+
+def _render(
+    served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: bool, top_n: int
+) -> list[Prediction]:
+    version = served.version
+    confidence = np.maximum(p_a, 1.0 - p_a)
+    predictions = [
+        Prediction(_CANDIDATE_A if a >= 0.5 else _CANDIDATE_B, c, Probabilities(a, 1.0 - a), version)
+        for a, c in zip(p_a.tolist(), confidence.tolist(), strict=True)
+    ]
+    if explain:
+        explanation = served.model.explain(features)
+        contributions = explanation.contributions
+        k = min(top_n, contributions.shape[1])
+        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+        bias = explanation.bias.tolist()
+        for i, prediction in enumerate(predictions):
+            prediction.explanation = ExplanationOut(
+                explanation.space,
+                bias[i],
+                [
+                    TopFeature(FEATURE_NAMES[j], float(features[i, j]), float(contributions[i, j]))
+                    for j in order[i].tolist()
+                ],
+            )
+    return predictions
+
+
+def _score(served: ServedModel, inputs: np.ndarray, explain: bool, top_n: int):
+    features, p_a = served.predict(inputs)
+    if not np.isfinite(p_a).all():  # cannot happen for in-range inputs; refuse rather than answer null
+        bad = np.flatnonzero(~np.isfinite(p_a)).tolist()[:10]
+        raise ApiError(422, "the model could not score these rows", [FieldError(f"$.rows{bad}", "non-finite output")])
+    return p_a, _render(served, features, p_a, explain, top_n)
+
+
+def create_app(settings: ApiSettings | None = None) -> ElectionApi:
+    settings = settings or ApiSettings.from_env()
+    metrics = ApiMetrics()
+    manager = ModelManager(settings, metrics)
+    poller = Poller(manager, settings.reload_interval_seconds)
+    max_rows = settings.max_batch_rows
+    default_top = settings.explain_top_n
+    row_schema = _row_schema()
+
+    def serving_model() -> ServedModel:
+        served = manager.current  # captured once: the whole request uses this model
+        if served is None:
+            error = manager.last_error
+            reason = error.error if error else "the model store has not been read yet"
+            raise ApiError(
+                503,
+                "no valid model is loaded; the server keeps polling the model store",
+                [FieldError("model", reason)],
+                headers={"Retry-After": str(max(1, round(settings.reload_interval_seconds)))},
+            )
+        return served
+
+    async def json_body(request: Request) -> bytes:
+        content_type = request.headers.get("content-type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise ApiError(
+                415,
+                "unsupported media type",
+                [FieldError("content-type", f"expected application/json, got {content_type or 'no Content-Type'!r}")],
+            )
+        body = await request.body()
+        if not body.strip():
+            raise ApiError(400, "malformed JSON", [FieldError("$", "request body is empty")])
+        return body
+
+    @get("/", sync_to_thread=False, summary="Service name, version and links")
+    def index() -> dict[str, Any]:
+        served = manager.current
+        return {
+            "name": SERVICE_NAME,
+            "version": __version__,
+            "model_version": served.version if served else None,
+            "links": {
+                "health": "/health",
+                "ready": "/ready",
+                "predict": "/predict",
+                "predict_batch": "/predict/batch",
+                "model_info": "/model/info",
+                "metrics": "/metrics",
+                "openapi": "/schema/openapi.json",
+                "docs": "/schema/swagger",
+                "redoc": "/schema/redoc",
+            },
+        }
+
+    @get("/health", sync_to_thread=False, summary="Liveness: the process answers")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get(
+        "/ready",
+        sync_to_thread=False,
+        summary="Readiness: 200 when a valid model is loaded, 503 otherwise; details include the last load error",
+    )
+    def ready() -> Response[dict[str, Any]]:
+        status = manager.status()
+        return Response(status, status_code=200 if manager.current is not None else 503)
+
+    @get("/model/info", sync_to_thread=False, summary="Manifest of the loaded model", responses=_error_responses(503))
+    def model_info() -> Response[bytes]:
+        return Response(serving_model().info_json, media_type="application/json")
+
+    @get("/metrics", sync_to_thread=False, summary="Prometheus metrics (text exposition format)")
+    def prometheus_metrics() -> Response[bytes]:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @post(
+        "/predict",
+        status_code=200,
+        summary="Predict the winner of one region",
+        operation_class=_operation_with_body(row_schema, "One region"),
+        responses=_error_responses(400, 413, 415, 422, 503),
+    )
+    async def predict(request: Request, explain: ExplainParam = False, top: TopParam = None) -> Prediction:
+        served = serving_model()
+        inputs = decode_single(await json_body(request))
+        p_a, predictions = _score(served, inputs, explain, top or default_top)
+        metrics.confidence.observe_many(np.maximum(p_a, 1.0 - p_a))
+        return predictions[0]
+
+    batch_schema = Schema(
+        title="BatchRequest",
+        type=OpenAPIType.OBJECT,
+        properties={
+            "rows": Schema(type=OpenAPIType.ARRAY, items=row_schema, min_items=1, max_items=max_rows),
+        },
+        required=["rows"],
+        additional_properties=False,
+    )
+
+    @post(
+        "/predict/batch",
+        status_code=200,
+        summary="Predict many regions in one request",
+        description=(
+            'Body {"rows": [region, ...]} with 1 to ELECTION_API_MAX_BATCH_ROWS rows; answer '
+            '{"predictions": [...in request order...], "model_version": ..., "count": n}. '
+            "Every row is scored by the same model."
+        ),
+        operation_class=_operation_with_body(batch_schema, "Rows to score"),
+        responses=_error_responses(400, 413, 415, 422, 503),
+    )
+    async def predict_batch(request: Request, explain: ExplainParam = False, top: TopParam = None) -> BatchPrediction:
+        served = serving_model()
+        inputs = decode_batch(await json_body(request), max_rows)
+        top_n = top or default_top
+        if len(inputs) >= THREAD_OFFLOAD_ROWS:
+            p_a, predictions = await asyncio.to_thread(_score, served, inputs, explain, top_n)
+        else:
+            p_a, predictions = _score(served, inputs, explain, top_n)
+        metrics.confidence.observe_many(np.maximum(p_a, 1.0 - p_a))
+        return BatchPrediction(predictions, served.version, len(predictions))
+
+    handlers: list[Any] = [index, health, ready, model_info, prometheus_metrics, predict, predict_batch]
+
+    if settings.admin_token:
+        token = settings.admin_token.encode()
+
+        @post("/admin/reload", status_code=200, summary="Check the model store now (bearer token required)")
+        async def admin_reload(request: Request) -> dict[str, Any]:
+            supplied = request.headers.get("authorization", "")
+            scheme, _, credential = supplied.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token):
+                raise ApiError(
+                    401, "a valid bearer token is required", [FieldError("authorization", "missing or wrong token")],
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            swapped = await asyncio.to_thread(manager.poll_once)
+            return {"swapped": swapped, **manager.status()}
+
+        handlers.append(admin_reload)
+
+    async def start_polling(app: ElectionApi) -> None:
+        await asyncio.to_thread(manager.poll_once)  # the first load; failures leave the app up and not ready
+        app.state["poller_task"] = asyncio.create_task(poller.run(), name="election-model-poller")
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            # Only possible in the main thread (uvicorn); test clients run the app elsewhere.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, poller.wake)
+            app.state["sighup"] = True
+        log.info(
+            "api started",
+            extra={
+                "event": "startup",
+                "model_store": str(settings.model_store_dir),
+                "model_version": manager.current.version if manager.current else None,
+                "sighup_reload": bool(app.state.get("sighup")),
+            },
+        )
+
+    async def stop_polling(app: ElectionApi) -> None:
+        task = app.state.get("poller_task")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if app.state.get("sighup"):
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    app = ElectionApi(
+        route_handlers=handlers,
+        on_startup=[start_polling],
+        on_shutdown=[stop_polling],
+        request_max_body_size=settings.max_body_bytes,
+        exception_handlers={
+            ApiError: _api_error_handler,
+            HTTPException: _http_exception_handler,
+            Exception: _unexpected_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Election forecasting API",
+            version=__version__,
+            description=(
+                "Predicts the winner of a region with the champion model of the election forecasting pipeline. "
+                "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}."
+            ),
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
+        ),
+        debug=False,
+    )
+    app.api_settings = settings
+    app.api_metrics = metrics
+    app.manager = manager
+    app.poller = poller
+    return app
+
+
+def encode_json(value: Any) -> bytes:
+    return msgspec.json.encode(value)

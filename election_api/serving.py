@@ -1,0 +1,269 @@
+"""The served model and its hot swap.
+
+``ModelManager.current`` is one reference to an immutable ``ServedModel``. A request reads it once at its start
+and uses that object to the end, so a swap never mixes two models inside a request and in-flight requests finish
+on the model they started with. A new version is loaded and verified completely (checksums, feature list, model
+arrays, a smoke prediction) before the reference is replaced; when that fails, the current model keeps serving
+and the error is kept for ``/ready`` and counted in ``election_model_reload_failures_total``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from election_assets.core.compiled_model import CompiledModel
+from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.model_store import ModelStore, ModelStoreError
+from election_assets.core.schema import INPUT_FIELDS
+from election_api.metrics import ApiMetrics
+from election_api.settings import ApiSettings
+
+log = logging.getLogger("election_api.model")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    version: str
+    manifest: dict[str, Any]
+    model: CompiledModel
+    loaded_at: str
+    accuracy: float
+    info_json: bytes  # the /model/info body, encoded once at load time
+
+    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(features, P(Candidate_A)) for an (n, 14) input matrix."""
+        features = engineer_features(inputs)
+        return features, self.model.predict_proba_a(features)
+
+
+def model_info(version: str, manifest: dict[str, Any], loaded_at: str) -> dict[str, Any]:
+    return {
+        "version": version,
+        "model_name": manifest.get("model_name"),
+        "model_kind": manifest.get("model_kind"),
+        "trained_at": manifest.get("created_at"),
+        "loaded_at": loaded_at,
+        "data_mode": manifest.get("data_mode"),
+        "metrics": manifest.get("metrics"),
+        "cv_metrics": manifest.get("cv_metrics"),
+        "bayes": manifest.get("bayes"),
+        "feature_names": manifest.get("feature_names"),
+        "input_schema": manifest.get("input_schema"),
+        "labels": manifest.get("labels"),
+        "training_rows": manifest.get("training_rows"),
+        "holdout_rows": manifest.get("holdout_rows"),
+        "training_data_fingerprint": manifest.get("training_data_fingerprint"),
+        "hyperparameters": manifest.get("hyperparameters"),
+        "promotion": manifest.get("promotion"),
+        "source_run": manifest.get("source_run"),
+        "library_versions": manifest.get("library_versions"),
+    }
+
+
+def _smoke_inputs() -> np.ndarray:
+    # A valid row in the middle of every range: a model that cannot score it must not be served.
+    values = []
+    for spec in INPUT_FIELDS:
+        low = spec.minimum if spec.minimum is not None else 0.0
+        high = spec.maximum if spec.maximum is not None else max(low * 2.0, 1000.0)
+        values.append((low + high) / 2.0 if low + high != 0 else 0.0)
+    return np.asarray([values], dtype=np.float64)
+
+
+def build_served_model(store: ModelStore, version: str) -> ServedModel:
+    stored = store.load(version)
+    accuracy = stored.manifest.get("metrics", {}).get("accuracy")
+    try:
+        accuracy = float(accuracy)
+    except (TypeError, ValueError):
+        raise ModelStoreError(f"version {version!r}: manifest metrics.accuracy is missing or not a number") from None
+    features = engineer_features(_smoke_inputs())
+    try:
+        probability = stored.model.predict_proba_a(features)
+        stored.model.explain(features)
+    except Exception as error:  # a model whose arrays are inconsistent fails here, not on a request
+        raise ModelStoreError(f"version {version!r}: model cannot score a valid row: {error}") from error
+    if probability.shape != (1,) or not np.all((probability >= 0.0) & (probability <= 1.0)):
+        raise ModelStoreError(f"version {version!r}: model returned an invalid probability {probability!r}")
+    if len(FEATURE_NAMES) != stored.model.n_features:
+        raise ModelStoreError(f"version {version!r}: model expects {stored.model.n_features} features")
+    loaded_at = _now()
+    info = msgspec.json.encode(model_info(stored.version, stored.manifest, loaded_at))
+    return ServedModel(stored.version, stored.manifest, stored.model, loaded_at, accuracy, info)
+
+
+@dataclass(frozen=True)
+class LoadError:
+    version: str | None
+    error: str
+    at: str
+
+
+class ModelManager:
+    def __init__(self, settings: ApiSettings, metrics: ApiMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.store = ModelStore(settings.model_store_dir)
+        self.current: ServedModel | None = None
+        self.last_error: LoadError | None = None
+        self.last_check_at: str | None = None
+        self.drift: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._last_failure_key: tuple[str | None, str] | None = None
+
+    # -- model -----------------------------------------------------------------------------------------------
+
+    def check(self) -> bool:
+        """Follow ``LATEST``: load and swap to a new version if there is one. Returns True when it swapped.
+
+        Blocking (file reads, checksums): the app runs it in a worker thread.
+        """
+        with self._lock:
+            self.last_check_at = _now()
+            version: str | None = None
+            try:
+                version = self.store.latest_version()
+                if version is None:
+                    raise ModelStoreError(
+                        f"no model published yet: {self.store.pointer_path} does not exist (run the pipeline)"
+                    )
+                current = self.current
+                if current is not None and current.version == version:
+                    self._clear_error()
+                    return False
+                served = build_served_model(self.store, version)
+            except Exception as error:  # noqa: BLE001 - any failure keeps the current model serving
+                self._record_failure(version, error)
+                return False
+            previous = self.current
+            self.current = served  # the atomic swap: one reference assignment
+            self._clear_error()
+            self.metrics.accuracy.set(served.accuracy)
+            self.metrics.model_loaded.set(1)
+            self.metrics.reloads.inc()
+            log.info(
+                "model loaded",
+                extra={
+                    "event": "model_loaded",
+                    "model_version": served.version,
+                    "previous_version": previous.version if previous else None,
+                    "model_name": served.manifest.get("model_name"),
+                    "accuracy": served.accuracy,
+                },
+            )
+            return True
+
+    def _clear_error(self) -> None:
+        self.last_error = None
+        self._last_failure_key = None
+
+    def _record_failure(self, version: str | None, error: Exception) -> None:
+        message = str(error) if isinstance(error, ModelStoreError) else f"{type(error).__name__}: {error}"
+        self.last_error = LoadError(version, message, _now())
+        key = (version, message)
+        if key != self._last_failure_key:  # count and log each distinct failure once, not on every poll
+            self._last_failure_key = key
+            self.metrics.reload_failures.inc()
+            log.error(
+                "model load failed; %s",
+                "keeping the current model" if self.current else "no model is served",
+                extra={
+                    "event": "model_load_failed",
+                    "attempted_version": version,
+                    "serving_version": self.current.version if self.current else None,
+                    "error": message,
+                },
+            )
+
+    # -- drift -----------------------------------------------------------------------------------------------
+
+    def refresh_drift(self) -> None:
+        path = self.settings.drift_report_path
+        try:
+            report = json.loads(path.read_text())
+            detected = report["dataset_drift"]
+            if not isinstance(detected, bool):
+                raise ValueError("dataset_drift is not a boolean")
+        except FileNotFoundError:
+            self.drift = None
+            self.metrics.drift.set(0)
+            self.metrics.drift_report_available.set(0)
+            return
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            if self.drift is None or self.drift.get("error") != str(error):
+                log.warning("drift report unreadable", extra={"event": "drift_report_unreadable", "error": str(error)})
+            self.drift = {"error": str(error), "path": str(path)}
+            self.metrics.drift_report_available.set(0)
+            return
+        self.drift = {
+            "dataset_drift": detected,
+            "drift_share": report.get("drift_share"),
+            "drifted_columns": report.get("drifted_columns"),
+            "generated_at": report.get("generated_at"),
+        }
+        self.metrics.drift.set(1 if detected else 0)
+        self.metrics.drift_report_available.set(1)
+
+    def poll_once(self) -> bool:
+        swapped = self.check()
+        self.refresh_drift()
+        return swapped
+
+    def status(self) -> dict[str, Any]:
+        current = self.current
+        error = self.last_error
+        return {
+            "status": "ready" if current is not None else "not_ready",
+            "model_version": current.version if current else None,
+            "loaded_at": current.loaded_at if current else None,
+            "last_check_at": self.last_check_at,
+            "last_error": (
+                {"attempted_version": error.version, "error": error.error, "at": error.at} if error else None
+            ),
+            "model_store": str(self.store.root),
+            "drift": self.drift,
+        }
+
+
+class Poller:
+    """Runs ``poll_once`` every interval in a worker thread of the event loop; ``wake()`` checks immediately."""
+
+    def __init__(self, manager: ModelManager, interval: float):
+        self.manager = manager
+        self.interval = interval
+        self._wake: Any = None
+        self._task: Any = None
+
+    async def run(self) -> None:
+        import asyncio
+
+        self._wake = asyncio.Event()
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.manager.poll_once)
+            except Exception:  # pragma: no cover - poll_once already catches model errors
+                log.exception("model poll failed", extra={"event": "poll_failed"})
+            remaining = max(0.0, self.interval - (time.monotonic() - started))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()

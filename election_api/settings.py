@@ -1,0 +1,116 @@
+"""API settings read from the environment once, typed and validated at the edge; errors name the variable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the API cannot use."""
+
+
+def _default_data_dir() -> Path:
+    # Same rule as the pipeline: in a source checkout the data lives beside the code, otherwise under the cwd.
+    root = _SOURCE_ROOT if (_SOURCE_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return root / "data"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    model_store_dir: Path
+    reports_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    reload_interval_seconds: float = 2.0
+    log_level: str = "INFO"
+    explain_top_n: int = 5
+    admin_token: str | None = None
+    access_log: bool = True
+
+    @property
+    def drift_report_path(self) -> Path:
+        return self.reports_dir / "drift" / "latest.json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        env = os.environ if env is None else env
+
+        def raw(variable: str) -> str:
+            return env.get(variable, "").strip()
+
+        def path(variable: str, default: Path) -> Path:
+            value = raw(variable)
+            if not value:
+                return default
+            candidate = Path(value).expanduser()
+            if not candidate.is_absolute():
+                raise SettingsError(f"{variable}={value!r} must be an absolute path (for example /srv/election/data)")
+            return candidate
+
+        def integer(variable: str, default: int, low: int, high: int) -> int:
+            value = raw(variable)
+            if not value:
+                return default
+            try:
+                number = int(value.replace("_", ""))
+            except ValueError:
+                raise SettingsError(f"{variable}={value!r} must be an integer") from None
+            if not low <= number <= high:
+                raise SettingsError(f"{variable}={value!r} must be between {low} and {high}")
+            return number
+
+        def number(variable: str, default: float, low: float, high: float) -> float:
+            value = raw(variable)
+            if not value:
+                return default
+            try:
+                parsed = float(value)
+            except ValueError:
+                raise SettingsError(f"{variable}={value!r} must be a number of seconds") from None
+            if not low <= parsed <= high:  # also rejects nan
+                raise SettingsError(f"{variable}={value!r} must be between {low:g} and {high:g}")
+            return parsed
+
+        def boolean(variable: str, default: bool) -> bool:
+            value = raw(variable).lower()
+            if not value:
+                return default
+            if value in ("1", "true", "yes", "on"):
+                return True
+            if value in ("0", "false", "no", "off"):
+                return False
+            raise SettingsError(f"{variable}={value!r} must be true or false")
+
+        level = (raw("LOG_LEVEL") or "INFO").upper()
+        if level not in _LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL={raw('LOG_LEVEL')!r} must be one of {', '.join(_LOG_LEVELS)}")
+        host = raw("HOST") or "127.0.0.1"
+        if any(ch.isspace() for ch in host):
+            raise SettingsError(f"HOST={host!r} must be a host name or IP address without spaces")
+        data_dir = path("ELECTION_DATA_DIR", _default_data_dir())
+        return cls(
+            model_store_dir=path("ELECTION_MODEL_STORE", data_dir / "model_store"),
+            reports_dir=path("ELECTION_REPORTS_DIR", data_dir / "reports"),
+            host=host,
+            port=integer("PORT", 8000, 1, 65535),
+            max_batch_rows=integer("ELECTION_API_MAX_BATCH_ROWS", 10_000, 1, 10_000_000),
+            max_body_bytes=integer("ELECTION_API_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 1 << 34),
+            reload_interval_seconds=number("ELECTION_API_RELOAD_INTERVAL_SECONDS", 2.0, 0.01, 86_400.0),
+            log_level=level,
+            explain_top_n=integer("ELECTION_API_EXPLAIN_TOP_N", 5, 1, 1000),
+            admin_token=raw("ELECTION_API_ADMIN_TOKEN") or None,
+            access_log=boolean("ELECTION_API_ACCESS_LOG", True),
+        )
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level)
