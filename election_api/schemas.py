@@ -136,7 +136,7 @@ def _malformed(body: bytes, error: msgspec.DecodeError, batch: bool) -> ApiError
         reason = "NaN and Infinity are not valid JSON numbers: send a finite number"
     else:
         reason = message
-    prefix = body[:offset].rstrip()
+    prefix = body[:offset].rstrip().rstrip(b"-").rstrip()
     key = _LAST_KEY.search(prefix[-200:] if len(prefix) > 200 else prefix)
     path = "$"
     if key is not None:

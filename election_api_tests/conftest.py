@@ -1,0 +1,197 @@
+"""Helpers for the API tests: tiny champions trained in seconds, published into temporary model stores."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from election_api.app import create_app
+from election_api.settings import ApiSettings
+from election_assets.core.compiled_model import CompiledModel, save_compiled_model
+from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore
+from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
+
+VALID_ROW: dict[str, float] = {
+    "population": 52_000,
+    "median_age": 41.5,
+    "median_income": 61_250.0,
+    "education_rate": 0.31,
+    "urban_ratio": 0.62,
+    "prev_election_turnout": 0.58,
+    "prev_winner_margin": 0.04,
+    "voter_registration_rate": 0.71,
+    "social_sentiment_score": 0.12,
+    "candidate_a_favorability": 0.47,
+    "candidate_b_favorability": 0.44,
+    "poll_candidate_a": 0.46,
+    "poll_candidate_b": 0.43,
+    "undecided_rate": 0.11,
+}
+assert tuple(VALID_ROW) == INPUT_FIELD_NAMES
+
+
+def rows_from_inputs(inputs: np.ndarray) -> list[dict[str, float]]:
+    return [
+        {name: (int(value) if spec.kind == "int" else float(value)) for name, spec, value in zip(
+            INPUT_FIELD_NAMES, INPUT_FIELDS, row, strict=True)}
+        for row in inputs
+    ]
+
+
+class TrainedModels:
+    """Two different compiled champions (logistic regression and XGBoost) and rows to score."""
+
+    def __init__(self) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from xgboost import XGBClassifier
+
+        from election_assets.core.synthetic import generate_regions
+        from election_assets.defs.training.export import compile_estimator
+
+        train = generate_regions(3_000, seed=101)
+        test = generate_regions(400, seed=102)
+        x = engineer_features(train[list(INPUT_FIELD_NAMES)].to_numpy(np.float64))
+        y = (train["winner"] == LABELS[0]).to_numpy(int)
+        self.test_inputs = test[list(INPUT_FIELD_NAMES)].to_numpy(np.float64)
+        self.test_labels = (test["winner"] == LABELS[0]).to_numpy(int)
+        self.test_frame = test
+        logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+        booster = XGBClassifier(n_estimators=30, max_depth=3, learning_rate=0.2, n_jobs=1).fit(x, y)
+        self.linear: CompiledModel = compile_estimator(logistic)
+        self.trees: CompiledModel = compile_estimator(booster)
+
+    def accuracy(self, model: CompiledModel) -> float:
+        p = model.predict_proba_a(engineer_features(self.test_inputs))
+        return float(np.mean((p >= 0.5) == self.test_labels))
+
+
+@pytest.fixture(scope="session")
+def trained() -> TrainedModels:
+    return TrainedModels()
+
+
+def publish(store_dir: Path, model: CompiledModel, trained: TrainedModels, *, accuracy: float | None = None,
+            name: str = "test_model", make_latest: bool = True) -> str:
+    """Publish ``model`` as a champion the way the pipeline does (manifest + model.npz + holdout.csv)."""
+    accuracy = trained.accuracy(model) if accuracy is None else accuracy
+    manifest = {
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "data_mode": "synthetic",
+        "model_name": name,
+        "model_kind": model.kind,
+        "metrics": {"accuracy": accuracy, "roc_auc": 0.9, "brier": 0.1, "log_loss": 0.3},
+        "cv_metrics": {"accuracy": accuracy},
+        "bayes": None,
+        "training_data_fingerprint": "test",
+        "training_rows": 3000,
+        "holdout_rows": len(trained.test_frame),
+        "feature_names": list(FEATURE_NAMES),
+        "input_schema": [],
+        "labels": {"positive": LABELS[0], "negative": LABELS[1]},
+        "source_run": {"dagster_run_id": "test"},
+        "promotion": {"metric": "log_loss", "reason": "test"},
+        "library_versions": {},
+    }
+
+    def write_artifacts(directory: Path) -> None:
+        save_compiled_model(model, directory / MODEL_FILE)
+        trained.test_frame[["region_id", *INPUT_FIELD_NAMES, "winner"]].to_csv(directory / HOLDOUT_FILE, index=False)
+
+    return ModelStore(store_dir).publish(manifest, write_artifacts, make_latest=make_latest)
+
+
+def write_drift(reports_dir: Path, drift: bool) -> None:
+    path = reports_dir / "drift" / "latest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {"dataset_drift": drift, "drift_share": 0.5 if drift else 0.0, "drifted_columns": ["urban_ratio"] if drift
+              else [], "generated_at": "2026-01-01T00:00:00+00:00"}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(report))
+    temporary.replace(path)
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "model_store"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_dir: Path) -> ApiSettings:
+    # A long poll interval: tests trigger checks explicitly (manager.poll_once) to stay deterministic.
+    return ApiSettings(
+        model_store_dir=store_dir, reports_dir=tmp_path / "reports", reload_interval_seconds=3600.0, access_log=False
+    )
+
+
+@pytest.fixture
+def champion(store_dir: Path, trained: TrainedModels) -> str:
+    return publish(store_dir, trained.linear, trained, name="logistic_regression")
+
+
+@pytest.fixture
+def client(settings: ApiSettings, champion: str) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def make_client(settings: ApiSettings, **overrides) -> TestClient:
+    return TestClient(create_app(replace(settings, **overrides)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The real app under uvicorn in a background thread, for tests that need real concurrent HTTP."""
+
+    def __init__(self, settings: ApiSettings):
+        import uvicorn
+
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of one sample in Prometheus text, or None when absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and (labels is None or all(sample.labels.get(k) == v for k, v in labels.items())):
+                return sample.value
+    return None

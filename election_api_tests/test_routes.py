@@ -1,0 +1,152 @@
+"""Every route answers with its documented shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from election_api import SERVICE_NAME, __version__
+from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.schema import INPUT_FIELD_NAMES, LABELS
+from election_api_tests.conftest import VALID_ROW, rows_from_inputs
+
+PREDICTION_KEYS = {"predicted_winner", "confidence", "probabilities", "model_version"}
+
+
+def test_index_names_service_version_and_links(client, champion):
+    body = client.get("/").json()
+    assert body["name"] == SERVICE_NAME and body["version"] == __version__
+    assert body["model_version"] == champion
+    for name, link in body["links"].items():
+        expected = 405 if name.startswith("predict") else 200  # the predict routes take POST
+        assert client.get(link).status_code == expected, link
+
+
+def test_health_and_ready(client, champion):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready" and body["model_version"] == champion and body["last_error"] is None
+
+
+def test_model_info_is_the_loaded_manifest(client, champion, store_dir):
+    import json
+
+    manifest = json.loads((store_dir / "versions" / champion / "manifest.json").read_text())
+    info = client.get("/model/info").json()
+    assert info["version"] == champion
+    assert info["metrics"] == manifest["metrics"]
+    assert info["feature_names"] == list(FEATURE_NAMES)
+    assert info["trained_at"] == manifest["created_at"]
+    assert info["data_mode"] == "synthetic"
+    assert info["model_name"] == "logistic_regression"
+
+
+def test_predict_answers_exactly_the_documented_shape(client, champion, trained):
+    response = client.post("/predict", json=VALID_ROW)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == PREDICTION_KEYS
+    assert body["model_version"] == champion
+    expected = float(trained.linear.predict_proba_a(engineer_features(np.array([list(VALID_ROW.values())])))[0])
+    assert body["probabilities"]["Candidate_A"] == expected
+    assert set(body["probabilities"]) == set(LABELS)
+    assert abs(body["probabilities"]["Candidate_A"] + body["probabilities"]["Candidate_B"] - 1.0) < 1e-12
+    assert body["predicted_winner"] == (LABELS[0] if expected >= 0.5 else LABELS[1])
+    assert body["confidence"] == max(body["probabilities"].values())
+
+
+def test_explain_adds_top_features(client):
+    body = client.post("/predict?explain=true", json=VALID_ROW).json()
+    assert set(body) == PREDICTION_KEYS | {"explanation"}
+    explanation = body["explanation"]
+    assert explanation["space"] == "logit"
+    top = explanation["top_features"]
+    assert len(top) == 5
+    magnitudes = [abs(item["contribution"]) for item in top]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert all(set(item) == {"feature", "value", "contribution"} and item["feature"] in FEATURE_NAMES for item in top)
+    # For a linear model the logit is bias + all contributions: check the top ones are the real largest terms.
+    assert client.post("/predict?explain=true&top=12", json=VALID_ROW).json()["explanation"]["top_features"][:5] == top
+    assert len(client.post("/predict?explain=true&top=1", json=VALID_ROW).json()["explanation"]["top_features"]) == 1
+
+
+def test_explanation_is_additive_for_trees(store_dir, trained, settings):
+    from election_api_tests.conftest import make_client, publish
+
+    publish(store_dir, trained.trees, trained, name="xgboost")
+    with make_client(settings) as client:
+        body = client.post(f"/predict?explain=true&top={len(FEATURE_NAMES)}", json=VALID_ROW).json()
+    explanation = body["explanation"]
+    logit = explanation["bias"] + sum(item["contribution"] for item in explanation["top_features"])
+    assert abs(1.0 / (1.0 + np.exp(-logit)) - body["probabilities"]["Candidate_A"]) < 1e-9
+
+
+def test_batch_equals_single_predictions(client, trained):
+    rows = rows_from_inputs(trained.test_inputs[:60])
+    batch = client.post("/predict/batch", json={"rows": rows})
+    assert batch.status_code == 200
+    body = batch.json()
+    assert set(body) == {"predictions", "model_version", "count"} and body["count"] == 60
+    singles = [client.post("/predict", json=row).json() for row in rows]
+    assert body["predictions"] == singles
+    explained = client.post("/predict/batch?explain=true", json={"rows": rows[:5]}).json()["predictions"]
+    assert explained == [client.post("/predict?explain=true", json=row).json() for row in rows[:5]]
+
+
+def test_large_batch_is_scored_off_the_event_loop_with_the_same_answers(client, trained):
+    from election_api.app import THREAD_OFFLOAD_ROWS
+
+    inputs = np.tile(trained.test_inputs, (THREAD_OFFLOAD_ROWS // len(trained.test_inputs) + 1, 1))
+    body = client.post("/predict/batch", json={"rows": rows_from_inputs(inputs)}).json()
+    expected = trained.linear.predict_proba_a(engineer_features(inputs))
+    assert [p["probabilities"]["Candidate_A"] for p in body["predictions"]] == expected.tolist()
+
+
+def test_request_id_is_echoed_or_generated(client):
+    response = client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    generated = client.get("/health").headers["x-request-id"]
+    assert len(generated) == 32
+    error = client.post("/predict", json={}, headers={"X-Request-ID": "req-9"})
+    assert error.json()["request_id"] == "req-9"
+
+
+def test_openapi_schema_and_docs(client):
+    schema = client.get("/schema/openapi.json").json()
+    for path in ("/", "/health", "/ready", "/predict", "/predict/batch", "/metrics", "/model/info"):
+        assert path in schema["paths"], path
+    body_schema = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["required"] == list(INPUT_FIELD_NAMES)
+    assert body_schema["additionalProperties"] is False
+    assert body_schema["properties"]["education_rate"]["maximum"] == 1.0
+    assert body_schema["properties"]["population"]["exclusiveMinimum"] == 0
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert batch["properties"]["rows"]["maxItems"] == 10_000
+    for docs in ("/schema/swagger", "/schema/redoc"):
+        page = client.get(docs)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_unknown_route_and_method(client):
+    missing = client.get("/nope")
+    assert missing.status_code == 404 and missing.json()["status_code"] == 404
+    wrong_method = client.get("/predict")
+    assert wrong_method.status_code == 405 and wrong_method.json()["status_code"] == 405
+
+
+def test_admin_reload_is_absent_without_a_token(client):
+    assert client.post("/admin/reload").status_code == 404
+
+
+def test_admin_reload_requires_the_bearer_token(settings, champion, store_dir, trained):
+    from election_api_tests.conftest import make_client, publish
+
+    with make_client(settings, admin_token="s3cret") as client:
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        new_version = publish(store_dir, trained.trees, trained)
+        response = client.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+        assert response.status_code == 200
+        assert response.json()["swapped"] is True and response.json()["model_version"] == new_version
+        assert client.post("/predict", json=VALID_ROW).json()["model_version"] == new_version
