@@ -248,21 +248,22 @@ class Poller:
         self._task: Any = None
 
     async def run(self) -> None:
+        """Loop forever: wait an interval (or a wake-up), then poll. The app polls once itself at start-up."""
         import asyncio
 
         self._wake = asyncio.Event()
         while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
             started = time.monotonic()
             try:
                 await asyncio.to_thread(self.manager.poll_once)
             except Exception:  # pragma: no cover - poll_once already catches model errors
                 log.exception("model poll failed", extra={"event": "poll_failed"})
-            remaining = max(0.0, self.interval - (time.monotonic() - started))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            log.debug("model poll", extra={"event": "poll", "seconds": round(time.monotonic() - started, 4)})
 
     def wake(self) -> None:
         if self._wake is not None:

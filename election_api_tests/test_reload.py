@@ -1,0 +1,224 @@
+"""Hot swap without a restart, and faults that must leave the current model serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from election_api.app import create_app
+from election_assets.core.model_store import MODEL_FILE
+from election_api_tests.conftest import VALID_ROW, LiveServer, free_port, make_client, metric_value, publish
+
+
+def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
+    from dataclasses import replace
+
+    published = [champion]
+    with LiveServer(replace(settings, reload_interval_seconds=0.05)) as server:
+        stop = threading.Event()
+        answers: list[str] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def hammer() -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                while not stop.is_set():
+                    try:
+                        response = http.post("/predict", json=VALID_ROW)
+                    except httpx.HTTPError as error:  # a dropped connection is a failed request too
+                        with lock:
+                            failures.append(repr(error))
+                        continue
+                    with lock:
+                        if response.status_code == 200:
+                            answers.append(response.json()["model_version"])
+                        else:
+                            failures.append(f"{response.status_code} {response.text}")
+
+        threads = [threading.Thread(target=hammer) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        for model in (trained.trees, trained.linear, trained.trees):
+            published.append(publish(store_dir, model, trained))
+            time.sleep(0.4)
+        deadline = time.monotonic() + 5
+        while server.app.manager.current.version != published[-1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    assert failures == []
+    assert len(answers) > 50
+    assert set(answers) <= set(published), set(answers) - set(published)
+    assert answers[-1] == published[-1]
+    assert len(set(answers)) >= 3  # the swaps were seen while requests ran
+
+
+def _point_latest_at(store_dir: Path, version: str) -> None:
+    temporary = store_dir / ".LATEST.test"
+    temporary.write_text(json.dumps({"version": version}))
+    temporary.replace(store_dir / "LATEST")
+
+
+def _corrupt_model(store_dir: Path, version: str) -> None:
+    path = store_dir / "versions" / version / MODEL_FILE
+    path.write_bytes(b"not a numpy archive")
+
+
+def _truncate_model(store_dir: Path, version: str) -> None:
+    path = store_dir / "versions" / version / MODEL_FILE
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _wrong_features(store_dir: Path, version: str) -> None:
+    path = store_dir / "versions" / version / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["feature_names"] = manifest["feature_names"][:-1]
+    path.write_text(json.dumps(manifest))
+
+
+FAULTS = {
+    "missing version": (lambda store, trained: _point_latest_at(store, "20990101T000000-nothere"), "no manifest"),
+    "corrupt model.npz": (None, "checksum mismatch"),
+    "truncated model.npz": (None, "checksum mismatch"),
+    "feature mismatch": (None, "feature list does not match"),
+    "unreadable LATEST": (lambda store, trained: (store / "LATEST").write_text("{not json"), "unreadable"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_bad_new_version_keeps_the_old_model_serving(settings, store_dir, trained, champion, fault):
+    with make_client(settings) as client:
+        if fault in ("corrupt model.npz", "truncated model.npz", "feature mismatch"):
+            version = publish(store_dir, trained.trees, trained, make_latest=False)
+            {"corrupt model.npz": _corrupt_model, "truncated model.npz": _truncate_model,
+             "feature mismatch": _wrong_features}[fault](store_dir, version)
+            _point_latest_at(store_dir, version)
+        else:
+            FAULTS[fault][0](store_dir, trained)
+        client.app.manager.poll_once()
+        client.app.manager.poll_once()  # a repeated failure is counted once
+
+        response = client.post("/predict", json=VALID_ROW)
+        assert response.status_code == 200 and response.json()["model_version"] == champion
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert FAULTS[fault][1] in ready.json()["last_error"]["error"]
+        assert ready.json()["model_version"] == champion
+        text = client.get("/metrics").text
+        assert metric_value(text, "election_model_reload_failures_total") == 1.0
+        assert metric_value(text, "election_model_loaded") == 1.0
+
+        # Repairing the store (a good champion published) recovers without a restart and clears the error.
+        good = publish(store_dir, trained.trees, trained)
+        client.app.manager.poll_once()
+        assert client.get("/ready").json()["last_error"] is None
+        assert client.post("/predict", json=VALID_ROW).json()["model_version"] == good
+
+
+def test_a_version_corrupted_after_loading_is_not_reloaded(settings, store_dir, trained, champion):
+    # Checksums are verified when a version is loaded; the loaded copy lives in memory and keeps serving.
+    with make_client(settings) as client:
+        _corrupt_model(store_dir, champion)
+        client.app.manager.poll_once()
+        assert client.post("/predict", json=VALID_ROW).status_code == 200
+
+
+def test_empty_store_starts_unready_and_recovers(settings, store_dir, trained):
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not_ready"
+        assert "no model published yet" in ready.json()["last_error"]["error"]
+        for path in ("/predict", "/predict/batch"):
+            response = client.post(path, json=VALID_ROW if path == "/predict" else {"rows": [VALID_ROW]})
+            assert response.status_code == 503
+            assert response.headers["retry-after"]
+            assert "no valid model is loaded" in response.json()["detail"]
+            assert "no model published yet" in response.json()["errors"][0]["reason"]
+        assert client.get("/model/info").status_code == 503
+        assert metric_value(client.get("/metrics").text, "election_model_loaded") == 0.0
+
+        version = publish(store_dir, trained.linear, trained)
+        client.app.manager.poll_once()
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=VALID_ROW).json()["model_version"] == version
+
+
+def test_missing_store_directory_starts_unready(settings, tmp_path):
+    from dataclasses import replace
+
+    with TestClient(create_app(replace(settings, model_store_dir=tmp_path / "does-not-exist"))) as client:
+        assert client.get("/ready").status_code == 503
+        assert client.post("/predict", json=VALID_ROW).status_code == 503
+
+
+def test_background_poller_picks_up_a_new_champion(settings, store_dir, trained, champion):
+    from dataclasses import replace
+
+    with TestClient(create_app(replace(settings, reload_interval_seconds=0.05))) as client:
+        assert client.post("/predict", json=VALID_ROW).json()["model_version"] == champion
+        new_version = publish(store_dir, trained.trees, trained)
+        deadline = time.monotonic() + 5
+        while client.post("/predict", json=VALID_ROW).json()["model_version"] != new_version:
+            assert time.monotonic() < deadline, "the poller did not swap to the new champion"
+            time.sleep(0.05)
+
+
+def test_module_entry_point_serves_and_reloads_on_sighup(store_dir, tmp_path, trained, champion):
+    port = free_port()
+    env = {
+        **os.environ,
+        "ELECTION_MODEL_STORE": str(store_dir),
+        "ELECTION_REPORTS_DIR": str(tmp_path / "reports"),
+        "PORT": str(port),
+        "ELECTION_API_RELOAD_INTERVAL_SECONDS": "3600",  # only SIGHUP can trigger the reload in time
+    }
+    process = subprocess.Popen([sys.executable, "-m", "election_api"], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "server did not become ready"
+            time.sleep(0.05)
+        new_version = publish(store_dir, trained.trees, trained)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while httpx.get(f"{url}/ready").json()["model_version"] != new_version:
+            assert time.monotonic() < deadline, "SIGHUP did not trigger a reload"
+            time.sleep(0.05)
+        assert httpx.post(f"{url}/predict", json=VALID_ROW).json()["model_version"] == new_version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    lines = [line for line in stderr.decode().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every log line is one JSON object
+    assert any(record.get("event") == "model_loaded" and record.get("model_version") == new_version
+               for record in records)
+    assert any(record.get("logger") == "election_api.access" and record.get("request_id") for record in records)
+
+
+def test_invalid_configuration_fails_fast_naming_the_variable(tmp_path):
+    env = {**os.environ, "ELECTION_API_MAX_BATCH_ROWS": "lots"}
+    result = subprocess.run([sys.executable, "-m", "election_api"], env=env, capture_output=True, timeout=30)
+    assert result.returncode == 2
+    assert b"ELECTION_API_MAX_BATCH_ROWS" in result.stderr
