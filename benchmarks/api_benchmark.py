@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import the checkout's packages
 TARGETS = {"predict_rps": 10.0, "predict_p99_ms": 10.0, "batch_p50_ms": 25.0, "cold_start_s": 2.0, "rss_mb": 250.0}
 
 
@@ -87,7 +88,9 @@ def wrk(url: str, body: bytes, connections: int, duration: int, workdir: Path) -
     threads = min(2, connections)
     result = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out = result.stdout
     percentiles = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M)}
@@ -121,8 +124,10 @@ def measure(name, command, env, url, single, batch, args, workdir) -> dict:
     try:
         loaded_rss = rss_mb(process.pid)
         httpx.post(f"{url}/predict", content=single, headers={"content-type": "application/json"}).raise_for_status()
-        print(f"  {name}: cold start {cold:.2f}s, RSS {loaded_rss:.0f} MB; wrk /predict c={args.connections} ...",
-              flush=True)
+        print(
+            f"  {name}: cold start {cold:.2f}s, RSS {loaded_rss:.0f} MB; wrk /predict c={args.connections} ...",
+            flush=True,
+        )
         single_stats = wrk(f"{url}/predict", single, args.connections, args.duration, workdir)
         print(f"  {name}: wrk /predict/batch (1,000 rows) c=1 ...", flush=True)
         batch_stats = wrk(f"{url}/predict/batch", batch, 1, args.batch_duration, workdir)
@@ -149,8 +154,13 @@ def profile_request_path(store: Path, single: bytes) -> None:
     served = manager.current
     encoder = msgspec.json.Encoder()
     n = 20_000
-    stages = {"decode + validate (msgspec)": 0.0, "engineer_features": 0.0, "predict_proba_a": 0.0,
-              "build response structs": 0.0, "encode (msgspec)": 0.0}
+    stages = {
+        "decode + validate (msgspec)": 0.0,
+        "engineer_features": 0.0,
+        "predict_proba_a": 0.0,
+        "build response structs": 0.0,
+        "encode (msgspec)": 0.0,
+    }
     for _ in range(n):
         t0 = time.perf_counter()
         x = decode_single(single)
@@ -186,12 +196,19 @@ def profile_request_path(store: Path, single: bytes) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("store", nargs="?", default=os.environ.get("ELECTION_MODEL_STORE", str(ROOT / "data/model_store")))
+    parser.add_argument(
+        "store", nargs="?", default=os.environ.get("ELECTION_MODEL_STORE", str(ROOT / "data/model_store"))
+    )
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--batch-duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--profile-only", action="store_true", help="only the in-process profile, no servers")
     args = parser.parse_args()
+    if args.profile_only:
+        store = Path(args.store).resolve()
+        profile_request_path(store, json.dumps(holdout_rows(store)[0]).encode())
+        return 0
     if shutil.which("wrk") is None:
         print("wrk is not installed: run `apt-get install -y wrk` (or `brew install wrk`) and retry.", file=sys.stderr)
         return 2
@@ -207,28 +224,55 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()
-        env = {**os.environ, "ELECTION_MODEL_STORE": str(store), "PORT": str(port), "LOG_LEVEL": "WARNING",
-               "ELECTION_API_RELOAD_INTERVAL_SECONDS": "2"}
+        env = {
+            **os.environ,
+            "ELECTION_MODEL_STORE": str(store),
+            "PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            "ELECTION_API_RELOAD_INTERVAL_SECONDS": "2",
+        }
         print(f"Serving {store} (cores: {os.cpu_count()})")
-        results["election_api"] = measure("election_api (Litestar)", [sys.executable, "-m", "election_api"], env,
-                                          f"http://127.0.0.1:{port}", single, batch, args, workdir)
+        results["election_api"] = measure(
+            "election_api (Litestar)",
+            [sys.executable, "-m", "election_api"],
+            env,
+            f"http://127.0.0.1:{port}",
+            single,
+            batch,
+            args,
+            workdir,
+        )
         if not args.skip_baseline:
             model_path = workdir / "baseline.json"
             print("  training the baseline XGBoost model ...", flush=True)
             train_baseline_model(model_path)
             port = free_port()
             command = [sys.executable, str(ROOT / "benchmarks/api_baseline_fastapi.py"), str(model_path), str(port)]
-            results["baseline"] = measure("baseline (FastAPI+pandas+XGBoost)", command, dict(os.environ),
-                                          f"http://127.0.0.1:{port}", single, batch, args, workdir)
+            results["baseline"] = measure(
+                "baseline (FastAPI+pandas+XGBoost)",
+                command,
+                dict(os.environ),
+                f"http://127.0.0.1:{port}",
+                single,
+                batch,
+                args,
+                workdir,
+            )
 
     ours, base = results["election_api"], results.get("baseline")
     print(f"\n{'metric':<38}{'election_api':>16}{'baseline':>16}   target")
+
     def row(label, key, fmt, target=""):
         value = key(ours)
         other = key(base) if base else float("nan")
         print(f"{label:<38}{format(value, fmt):>16}{format(other, fmt):>16}   {target}")
-    row(f"POST /predict req/s (c={args.connections})", lambda r: r["single"]["rps"], ",.0f",
-        f">= 10x baseline" + (f" (ratio {ours['single']['rps'] / base['single']['rps']:.1f}x)" if base else ""))
+
+    row(
+        f"POST /predict req/s (c={args.connections})",
+        lambda r: r["single"]["rps"],
+        ",.0f",
+        f">= 10x baseline" + (f" (ratio {ours['single']['rps'] / base['single']['rps']:.1f}x)" if base else ""),
+    )
     row("POST /predict p50 ms", lambda r: r["single"]["p50_ms"], ".2f")
     row("POST /predict p99 ms", lambda r: r["single"]["p99_ms"], ".2f", "< 10 ms")
     row("POST /predict non-2xx", lambda r: r["single"]["non_2xx"], "d", "0")
@@ -237,7 +281,9 @@ def main() -> int:
     row("cold start s (spawn -> 200 /ready)", lambda r: r["cold"], ".2f", "< 2 s")
     row("RSS after load MB", lambda r: r["rss"], ".0f", "< 250 MB")
     row("RSS after benchmark MB", lambda r: r["rss_end"], ".0f")
-    print(f"socket errors: ours {ours['single']['socket_errors']}, baseline {base['single']['socket_errors'] if base else '-'}")
+    print(
+        f"socket errors: ours {ours['single']['socket_errors']}, baseline {base['single']['socket_errors'] if base else '-'}"
+    )
     profile_request_path(store, single)
     return 0
 

@@ -1,11 +1,39 @@
-"""Jobs over the asset graph. MLflow's parent run is closed by dagster-mlflow's hook when a job finishes."""
+"""Jobs over the asset graph: the whole graph, and the slices the schedules and the drift sensor run.
+
+Jobs that train carry dagster-mlflow's hook, which closes the MLflow parent run when the Dagster run ends.
+"""
 
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
+
+TRAINING = dg.AssetSelection.assets("champion_model").upstream()
+SCORING = dg.AssetSelection.assets("batch_predictions").upstream() - TRAINING
+DRIFT_CHECK = dg.AssetSelection.assets("drift_report").upstream() - TRAINING
+# Retraining refreshes the history, retrains, re-scores the current batch and re-measures drift against the
+# new reference, so one run closes the loop the drift report opened.
+RETRAINING = TRAINING | dg.AssetSelection.assets("batch_predictions", "drift_report")
 
 election_pipeline = dg.define_asset_job(
     "election_pipeline",
     selection=dg.AssetSelection.all(),
     description="The whole graph: ingest, clean, features, candidates, champion, batch predictions, drift report.",
+    hooks={end_mlflow_on_run_finished},
+)
+training_job = dg.define_asset_job(
+    "weekly_training",
+    selection=TRAINING,
+    description="Re-ingest the labelled history, retrain every candidate, and gate the champion.",
+    hooks={end_mlflow_on_run_finished},
+)
+scoring_job = dg.define_asset_job(
+    "daily_scoring", selection=SCORING, description="Ingest the current batch and score it with the champion."
+)
+drift_job = dg.define_asset_job(
+    "drift_check", selection=DRIFT_CHECK, description="Ingest the current batch and compare it with the reference."
+)
+retraining_job = dg.define_asset_job(
+    "retrain_on_drift",
+    selection=RETRAINING,
+    description="Started by the drift sensor: retrain, gate, re-score and re-measure drift.",
     hooks={end_mlflow_on_run_finished},
 )

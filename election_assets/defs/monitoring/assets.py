@@ -2,7 +2,7 @@
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ def _write_atomically(path: Path, text: str) -> None:
     group_name="monitoring",
     code_version="1",
     kinds={"evidently"},
+    # Drift is checked every 6 hours: a report older than 12 hours means the check has stalled.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=12), warn_window=timedelta(hours=7)),
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK, asset="drift_report", description="Fails (as a warning) when the current batch has drifted"

@@ -1,5 +1,7 @@
 """Scoring: the current batch forecast by the model the store serves, through the same path as the API."""
 
+from datetime import timedelta
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -14,7 +16,14 @@ from election_assets.defs.validation import PREDICTIONS_SCHEMA, pandera_asset_ch
 PREDICTIONS_CSV = "batch_predictions.csv"
 
 
-@dg.asset(group_name="scoring", code_version="1", kinds={"pandas", "numpy"}, deps=["champion_model"])
+@dg.asset(
+    group_name="scoring",
+    code_version="1",
+    kinds={"pandas", "numpy"},
+    deps=["champion_model"],
+    # Daily scoring: forecasts older than two days mean the loop has stalled.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=2), warn_window=timedelta(days=1)),
+)
 def batch_predictions(
     context: dg.AssetExecutionContext, storage: ProjectStorage, cleaned_current_regions: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:

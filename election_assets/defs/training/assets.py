@@ -3,7 +3,7 @@
 import platform
 import tempfile
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Literal
@@ -130,6 +130,8 @@ def build_candidate_asset(spec: CandidateSpec) -> dg.AssetsDefinition:
 candidate_assets = [build_candidate_asset(spec) for spec in CANDIDATES]
 
 
+# Run tags the drift sensor sets (trigger, drift share, champion before); recorded with the champion's decision.
+LOOP_TAG_PREFIX = "election/"
 # A staging directory untouched for this long belongs to a writer that died, not to one still running.
 STALE_STAGING_SECONDS = 3600
 
@@ -168,7 +170,13 @@ def _evaluate_incumbent(storage: ProjectStorage, x_test: np.ndarray, y_test: np.
     }
 
 
-@dg.asset(group_name="training", code_version="1", kinds={"mlflow", "numpy"})
+@dg.asset(
+    group_name="training",
+    code_version="1",
+    kinds={"mlflow", "numpy"},
+    # Weekly training: a champion older than 8 days means the loop has stalled.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7)),
+)
 def champion_model(
     context: dg.AssetExecutionContext,
     config: ChampionConfig,
@@ -210,9 +218,17 @@ def champion_model(
         "training_data_fingerprint": data_version,
         **{f"test_{k}": v for k, v in challenger.test_metrics.items()},
     }
+    # The record of one loop: what triggered it, which champion it started from, and by how much it moved.
+    loop_tags = {
+        k.removeprefix(LOOP_TAG_PREFIX): v for k, v in context.run.tags.items() if k.startswith(LOOP_TAG_PREFIX)
+    }
+    metadata["trigger"] = loop_tags.get("trigger", "manual or scheduled")
+    metadata["champion_before"] = incumbent["version"] if incumbent else "none"
     if incumbent is not None:
         metadata["incumbent_version"] = incumbent["version"]
         metadata[f"incumbent_test_{metric}"] = incumbent["metrics"][metric]
+        sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+        metadata[f"{metric}_improvement"] = sign * (incumbent["metrics"][metric] - challenger_value)
 
     bayes_gap = None
     if TRUE_PROBABILITY in region_features.columns:
@@ -232,9 +248,13 @@ def champion_model(
         metadata |= bayes_gap
         mlflow_registry.log_metrics(challenger.mlflow_run_id, bayes_gap)
 
-    mlflow_registry.set_tags(challenger.mlflow_run_id, {"champion_promoted": str(promoted), "champion_reason": reason})
+    mlflow_registry.set_tags(
+        challenger.mlflow_run_id,
+        {"champion_promoted": str(promoted), "champion_reason": reason}
+        | {f"loop.{key}": value for key, value in loop_tags.items()},
+    )
     if not promoted:
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata | {"champion_after": metadata["champion_before"]})
 
     holdout = _holdout_rows(cleaned_regions, region_features)
 
@@ -270,6 +290,7 @@ def champion_model(
         metadata={
             **metadata,
             "model_store_version": store_version,
+            "champion_after": store_version,
             "model_store_path": dg.MetadataValue.path(str(storage.model_store().version_dir(store_version))),
             "registered_model_version": registered_version,
         }

@@ -1,0 +1,61 @@
+"""How often the loop runs: cron strings and the retraining trigger, in one place, overridable by environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from election_assets.settings import SettingsError
+
+# The cadence of the system this replaces: train weekly, score daily, check drift every 6 hours.
+DEFAULT_CRONS = {
+    "ELECTION_CRON_TRAINING": "0 3 * * 1",
+    "ELECTION_CRON_SCORING": "0 6 * * *",
+    "ELECTION_CRON_DRIFT": "0 */6 * * *",
+}
+
+
+def _cron(env: Mapping[str, str], variable: str) -> str:
+    value = env.get(variable, "").strip() or DEFAULT_CRONS[variable]
+    fields = value.split()
+    if len(fields) != 5:
+        raise SettingsError(f"{variable}={value!r} must be a cron string with 5 fields, for example '0 */6 * * *'")
+    return value
+
+
+def _number(env: Mapping[str, str], variable: str, default: float, low: float, high: float) -> float:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}={raw!r} must be a number between {low:g} and {high:g}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{variable}={raw!r} must be between {low:g} and {high:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Cadence:
+    training_cron: str
+    scoring_cron: str
+    drift_cron: str
+    timezone: str
+    # Retrain when at least this share of input columns drifted (the drift report's ``drift_share``).
+    retrain_drift_share: float
+    # Never start a retraining sooner than this after the previous one the sensor started.
+    retrain_cooldown_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Cadence:
+        env = os.environ if env is None else env
+        return cls(
+            training_cron=_cron(env, "ELECTION_CRON_TRAINING"),
+            scoring_cron=_cron(env, "ELECTION_CRON_SCORING"),
+            drift_cron=_cron(env, "ELECTION_CRON_DRIFT"),
+            timezone=env.get("ELECTION_SCHEDULE_TIMEZONE", "").strip() or "UTC",
+            retrain_drift_share=_number(env, "ELECTION_RETRAIN_DRIFT_SHARE", 0.3, 0.0, 1.0),
+            retrain_cooldown_seconds=60 * _number(env, "ELECTION_RETRAIN_COOLDOWN_MINUTES", 360, 0, 60 * 24 * 30),
+        )
