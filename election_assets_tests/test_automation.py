@@ -3,9 +3,9 @@
 import json
 import time
 
+import dagster as dg
 import pytest
 
-import dagster as dg
 from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.automation.sensors import SensorState, drift_retraining_sensor
 from election_assets.defs.resources import ProjectStorage

@@ -1,10 +1,10 @@
 """The loop closes: drifted data comes in, the drift report says so, the sensor asks for retraining, and a better
 model (on the drifted distribution) is promoted to the model store and the MLflow registry."""
 
+import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-import dagster as dg
 from election_assets.core.model_store import ModelStore
 from election_assets.defs.automation.sensors import drift_retraining_sensor
 from election_assets.defs.resources import ProjectStorage
