@@ -12,18 +12,22 @@ DRIFT_CHECK = dg.AssetSelection.assets("drift_report").upstream() - TRAINING
 # Retraining refreshes the history, retrains, re-scores the current batch and re-measures drift against the
 # new reference, so one run closes the loop the drift report opened.
 RETRAINING = TRAINING | dg.AssetSelection.assets("batch_predictions", "drift_report")
+# Jobs that may promote a champion; the production run queue lets one of them run at a time (dagster.prod.yaml).
+TRAINS_CHAMPION = {"election/trains_champion": "true"}
 
 election_pipeline = dg.define_asset_job(
     "election_pipeline",
     selection=dg.AssetSelection.all(),
     description="The whole graph: ingest, clean, features, candidates, champion, batch predictions, drift report.",
     hooks={end_mlflow_on_run_finished},
+    tags=TRAINS_CHAMPION,
 )
 training_job = dg.define_asset_job(
     "weekly_training",
     selection=TRAINING,
     description="Re-ingest the labelled history, retrain every candidate, and gate the champion.",
     hooks={end_mlflow_on_run_finished},
+    tags=TRAINS_CHAMPION,
 )
 scoring_job = dg.define_asset_job(
     "daily_scoring", selection=SCORING, description="Ingest the current batch and score it with the champion."
@@ -36,4 +40,5 @@ retraining_job = dg.define_asset_job(
     selection=RETRAINING,
     description="Started by the drift sensor: retrain, gate, re-score and re-measure drift.",
     hooks={end_mlflow_on_run_finished},
+    tags=TRAINS_CHAMPION,
 )
