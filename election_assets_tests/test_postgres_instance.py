@@ -6,6 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
 import pytest
 import yaml
@@ -13,7 +14,6 @@ from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher
 from mlflow.tracking import MlflowClient
 
-import dagster as dg
 from election_assets.core.model_store import ModelStore
 from election_assets_tests.helpers import run_assets
 
@@ -57,6 +57,16 @@ def databases():
     admin.close()
 
 
+def _fetch_one(dbname: str, query: str, params: tuple = ()) -> tuple:
+    connection = psycopg2.connect(dbname=dbname, **PG)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchone()
+    finally:
+        connection.close()
+
+
 def _production_instance_config() -> dict:
     return yaml.safe_load((ROOT / "dagster.prod.yaml").read_text())
 
@@ -85,15 +95,10 @@ def postgres_run(databases, new_sandbox, tmp_path_factory):
     del config["run_launcher"]
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    previous = {key: os.environ.get(key) for key in pg_env}
-    os.environ.update(pg_env)
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            result = run_assets(sandbox, SMALL, instance=instance)
-            yield {"sandbox": sandbox, "instance": instance, "result": result, "databases": databases}
-    finally:
-        for key, value in previous.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    sandbox.env.update(pg_env)
+    with sandbox.environment(), dg.DagsterInstance.from_config(str(home)) as instance:
+        result = run_assets(sandbox, SMALL, instance=instance)
+        yield {"sandbox": sandbox, "instance": instance, "result": result, "databases": databases}
 
 
 def test_instance_storage_is_postgres(postgres_run):
@@ -116,10 +121,8 @@ def test_whole_graph_runs_and_is_read_back_from_postgres(postgres_run):
     evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])[check_key]
     assert evaluation.run_id == result.run_id
 
-    with psycopg2.connect(dbname=postgres_run["databases"]["dagster"], **PG) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM runs WHERE run_id = %s", (result.run_id,))
-            assert cursor.fetchone() == (1,)
+    query = "SELECT count(*) FROM runs WHERE run_id = %s"
+    assert _fetch_one(postgres_run["databases"]["dagster"], query, (result.run_id,)) == (1,)
 
 
 def test_mlflow_tracking_and_registry_live_in_postgres(postgres_run):
@@ -129,7 +132,4 @@ def test_mlflow_tracking_and_registry_live_in_postgres(postgres_run):
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     manifest = ModelStore(settings.model_store_dir).load().manifest
     assert str(champion.version) == manifest["source_run"]["registered_version"]
-    with psycopg2.connect(dbname=postgres_run["databases"]["mlflow"], **PG) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM model_versions")
-            assert cursor.fetchone()[0] >= 1
+    assert _fetch_one(postgres_run["databases"]["mlflow"], "SELECT count(*) FROM model_versions")[0] >= 1
