@@ -2,6 +2,17 @@
 
 import dagster as dg
 
+# The assets a training run materializes: champion_model and everything upstream of it.
+TRAINING_ASSETS = (
+    "raw_regions",
+    "cleaned_regions",
+    "region_features",
+    "candidate_logistic_regression",
+    "candidate_random_forest",
+    "candidate_xgboost",
+    "champion_model",
+)
+
 
 def run_assets(
     sandbox,

@@ -10,16 +10,7 @@ from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.automation.sensors import SensorState, drift_retraining_sensor
 from election_assets.defs.resources import ProjectStorage
 from election_assets.settings import SettingsError
-
-TRAINING_ASSETS = {
-    "raw_regions",
-    "cleaned_regions",
-    "region_features",
-    "candidate_logistic_regression",
-    "candidate_random_forest",
-    "candidate_xgboost",
-    "champion_model",
-}
+from election_assets_tests.helpers import TRAINING_ASSETS
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +36,14 @@ def test_schedules_have_the_stated_cadence(definitions):
 
 
 def test_schedules_select_the_right_slices_of_the_graph(definitions):
-    assert _selected(definitions, "weekly_training") == TRAINING_ASSETS
+    assert _selected(definitions, "weekly_training") == set(TRAINING_ASSETS)
     assert _selected(definitions, "daily_scoring") == {
         "current_regions",
         "cleaned_current_regions",
         "batch_predictions",
     }
     assert _selected(definitions, "drift_check") == {"current_regions", "cleaned_current_regions", "drift_report"}
-    assert _selected(definitions, "retrain_on_drift") == TRAINING_ASSETS | {"batch_predictions", "drift_report"}
+    assert _selected(definitions, "retrain_on_drift") == set(TRAINING_ASSETS) | {"batch_predictions", "drift_report"}
     (sensor,) = definitions.sensors
     assert sensor.job_name == "retrain_on_drift"
 

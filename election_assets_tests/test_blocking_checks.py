@@ -4,18 +4,9 @@ import dagster as dg
 import pytest
 
 from election_assets.core.synthetic import generate_regions
-from election_assets_tests.helpers import run_assets
+from election_assets_tests.helpers import TRAINING_ASSETS, run_assets
 
-DOWNSTREAM_OF_RAW = {
-    "cleaned_regions",
-    "region_features",
-    "candidate_logistic_regression",
-    "candidate_random_forest",
-    "candidate_xgboost",
-    "champion_model",
-    "batch_predictions",
-    "drift_report",
-}
+DOWNSTREAM_OF_RAW = (set(TRAINING_ASSETS) - {"raw_regions"}) | {"batch_predictions", "drift_report"}
 
 
 @pytest.fixture

@@ -5,17 +5,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from election_assets.core.model_store import ModelStore
-from election_assets_tests.helpers import run_assets
-
-TRAINING = [
-    "raw_regions",
-    "cleaned_regions",
-    "region_features",
-    "candidate_logistic_regression",
-    "candidate_random_forest",
-    "candidate_xgboost",
-    "champion_model",
-]
+from election_assets_tests.helpers import TRAINING_ASSETS, run_assets
 
 
 def _training_config(n_regions: int) -> dict:
@@ -60,15 +50,15 @@ def history(new_sandbox):
 
     ModelStore.publish = publish_then_crash
     try:
-        crashed = run_assets(sandbox, _training_config(1_500), TRAINING, raise_on_error=False)
+        crashed = run_assets(sandbox, _training_config(1_500), list(TRAINING_ASSETS), raise_on_error=False)
     finally:
         ModelStore.publish = real_publish
     after_crash = {"latest": store.latest_version(), "alias": _alias_version(sandbox), "success": crashed.success}
 
-    first = run_assets(sandbox, _training_config(8_000), TRAINING)
+    first = run_assets(sandbox, _training_config(8_000), list(TRAINING_ASSETS))
     first_version = store.latest_version()
     first_alias = _alias_version(sandbox)
-    worse = run_assets(sandbox, _training_config(1_200), TRAINING)
+    worse = run_assets(sandbox, _training_config(1_200), list(TRAINING_ASSETS))
     return {
         "sandbox": sandbox,
         "store": store,

@@ -53,35 +53,39 @@ def _clean(raw: pd.DataFrame, config: CleaningConfig):
     return output, check
 
 
-def _drop_rate_spec(asset_name: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        DROP_RATE_CHECK,
-        asset=asset_name,
-        blocking=True,
-        description="Too many dropped rows means the feed is broken, not noisy",
+def _cleaned_asset(name: str, upstream: str, description: str) -> dg.AssetsDefinition:
+    """The cleaning asset for one raw table, with its blocking drop-rate check."""
+
+    @dg.asset(
+        name=name,
+        ins={"raw": dg.AssetIn(upstream)},
+        group_name="preparation",
+        code_version="1",
+        kinds={"pandas"},
+        description=description,
+        check_specs=[
+            dg.AssetCheckSpec(
+                DROP_RATE_CHECK,
+                asset=name,
+                blocking=True,
+                description="Too many dropped rows means the feed is broken, not noisy",
+            )
+        ],
     )
+    def _cleaned(raw: pd.DataFrame, config: CleaningConfig):
+        yield from _clean(raw, config)
+
+    return _cleaned
 
 
-@dg.asset(
-    group_name="preparation",
-    code_version="1",
-    kinds={"pandas"},
-    check_specs=[_drop_rate_spec("cleaned_regions")],
+cleaned_regions = _cleaned_asset(
+    "cleaned_regions",
+    "raw_regions",
+    "Training history without gaps, inconsistent polls or outliers; drop counts per reason in metadata.",
 )
-def cleaned_regions(raw_regions: pd.DataFrame, config: CleaningConfig):
-    """Training history without gaps, inconsistent polls or outliers; drop counts per reason in metadata."""
-    yield from _clean(raw_regions, config)
-
-
-@dg.asset(
-    group_name="preparation",
-    code_version="1",
-    kinds={"pandas"},
-    check_specs=[_drop_rate_spec("cleaned_current_regions")],
+cleaned_current_regions = _cleaned_asset(
+    "cleaned_current_regions", "current_regions", "The current batch, cleaned by the same rules as the history."
 )
-def cleaned_current_regions(current_regions: pd.DataFrame, config: CleaningConfig):
-    """The current batch, cleaned by the same rules as the training history."""
-    yield from _clean(current_regions, config)
 
 
 class FeatureConfig(dg.Config):

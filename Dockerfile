@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1.7
+# Two images from one file:
+#   docker build --target api     -t election-forecasting-api:0.1.0 .      the prediction API (NumPy, Litestar)
+#   docker build --target dagster -t election-forecasting-dagster:0.1.0 .  the Dagster code location
+# Both run as UID 10001 and carry no compilers, no pip caches and no source tree beyond the installed packages.
+
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS source
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY election_assets ./election_assets
+COPY election_api ./election_api
+
+FROM source AS api-build
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[api]"
+# The API image must stay slim: fail the build if the pipeline stack slipped in through a dependency.
+RUN /opt/venv/bin/python -c "import importlib.util as u, sys; \
+bad = [m for m in ('dagster', 'mlflow', 'evidently', 'pandas', 'sklearn', 'xgboost') if u.find_spec(m)]; \
+sys.exit(f'pipeline packages in the API image: {bad}' if bad else 0)"
+
+FROM source AS dagster-build
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[pipeline]"
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --gid 10001 election \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin election
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    ELECTION_DATA_DIR=/data ELECTION_MODEL_STORE=/models ELECTION_REPORTS_DIR=/reports
+
+FROM runtime AS api
+COPY --from=api-build /opt/venv /opt/venv
+ENV HOST=0.0.0.0 PORT=8000
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['PORT'] + '/health', timeout=2)"]
+ENTRYPOINT ["python", "-m", "election_api"]
+
+FROM runtime AS dagster
+COPY --from=dagster-build /opt/venv /opt/venv
+COPY workspace.yaml dagster.yaml dagster.prod.yaml /opt/dagster/app/
+ENV DAGSTER_HOME=/opt/dagster/dagster_home
+RUN mkdir -p /opt/dagster/dagster_home /data /models /reports \
+    && chown 10001:10001 /opt/dagster/dagster_home /data /models /reports
+WORKDIR /opt/dagster/app
+USER 10001:10001
+EXPOSE 3030
+# The Helm chart's user-code deployment runs this gRPC server; run pods reuse the image with `dagster api execute_run`.
+CMD ["dagster", "code-server", "start", "-m", "election_assets.definitions", "-a", "defs", "-h", "0.0.0.0", "-p", "3030"]
