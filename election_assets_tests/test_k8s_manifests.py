@@ -1,0 +1,322 @@
+"""The Kubernetes manifests: every overlay renders with kustomize, every rendered document is valid against the
+Kubernetes JSON schemas (kubernetes-validate, offline, strict), and the API workload carries the security and
+operability settings the deployment promises. Also checks the Dagster Helm values (k8s/dagster/values.yaml)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from election_assets_tests.deploy_helpers import (
+    K8S_DIR,
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    kustomize_command,
+    render,
+)
+
+_COMMAND, _FOUND = kustomize_command()
+needs_kustomize = pytest.mark.skipif(_COMMAND is None, reason=_FOUND)
+
+API_IMAGE = "ghcr.io/election-forecasting/election-forecasting-api"
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+EXPECTED = {
+    "staging": {"namespace": "election-staging", "replicas": 2, "tag": "0.1.0-rc.1", "hpa": (1, 3)},
+    "production": {"namespace": "election-production", "replicas": 3, "tag": "0.1.0", "hpa": (2, 10)},
+}
+
+
+def _docs(overlay: str) -> tuple[dict, ...]:
+    return render(f"k8s/overlays/{overlay}")
+
+
+def _one(docs, kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def _pod_spec(doc: dict) -> dict:
+    spec = doc["spec"]
+    if doc["kind"] == "Pod":
+        return spec
+    if doc["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["spec"]
+    return spec["template"]["spec"]
+
+
+def _workloads(docs):
+    return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+
+
+def _api(docs) -> tuple[dict, dict, dict]:
+    deployment = _one(docs, "Deployment", "election-api")
+    pod = _pod_spec(deployment)
+    (container,) = [c for c in pod["containers"] if c["name"] == "api"]
+    return deployment, pod, container
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_and_every_document_is_schema_valid(overlay):
+    import kubernetes_validate
+
+    docs = _docs(overlay)
+    kinds = {d["kind"] for d in docs}
+    assert {
+        "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
+        "PodDisruptionBudget", "NetworkPolicy", "PersistentVolumeClaim",
+    } <= kinds, kinds
+    errors = []
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {error.message} at {list(error.path)}")
+    assert not errors, "\n".join(errors)
+
+
+@needs_kustomize
+def test_base_renders_and_is_schema_valid():
+    import kubernetes_validate
+
+    docs = render("k8s/base")
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_lands_in_the_overlay_namespace(overlay):
+    docs = _docs(overlay)
+    namespace = EXPECTED[overlay]["namespace"]
+    assert _one(docs, "Namespace")["metadata"]["name"] == namespace
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == namespace, doc["metadata"]
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_is_locked_down(overlay):
+    docs = _docs(overlay)
+    workloads = _workloads(docs)
+    assert workloads
+    for workload in workloads:
+        where = f"{overlay} {workload['kind']}/{workload['metadata']['name']}"
+        pod = _pod_spec(workload)
+        pod_sc = pod.get("securityContext", {})
+        assert pod.get("automountServiceAccountToken") is False, where
+        assert pod.get("serviceAccountName") and pod["serviceAccountName"] != "default", where
+        assert pod.get("hostNetwork") is not True and pod.get("hostPID") is not True, where
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        for container in pod["containers"] + pod.get("initContainers", []):
+            sc = {**pod_sc, **container.get("securityContext", {})}
+            cwhere = f"{where} container {container['name']}"
+            assert sc.get("runAsNonRoot") is True, cwhere
+            assert sc.get("runAsUser") == 10001, cwhere
+            assert sc.get("readOnlyRootFilesystem") is True, cwhere
+            assert sc.get("allowPrivilegeEscalation") is False, cwhere
+            assert sc.get("privileged") is not True, cwhere
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], cwhere
+            assert not sc.get("capabilities", {}).get("add"), cwhere
+            assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", cwhere
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{cwhere}: {kind} {resources}"
+            if container in pod["containers"]:
+                assert container.get("livenessProbe") and container.get("readinessProbe"), cwhere
+            assert ":latest" not in container["image"] and ":" in container["image"], cwhere
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_deployment(overlay):
+    docs = _docs(overlay)
+    expected = EXPECTED[overlay]
+    deployment, pod, container = _api(docs)
+    assert deployment["spec"]["replicas"] == expected["replicas"]
+    assert container["image"] == f"{API_IMAGE}:{expected['tag']}"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] in ("http", 8000)
+    # Scraped through pod annotations (no ServiceMonitor CRD).
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "8000", "prometheus.io/path": "/metrics"}
+    # Volumes: /tmp is an emptyDir, the model store and reports are the shared PVCs, read-only at both levels.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    for path, claim in (("/models", "election-model-store"), ("/reports", "election-reports")):
+        mount = mounts[path]
+        assert mount.get("readOnly") is True, path
+        pvc = volumes[mount["name"]]["persistentVolumeClaim"]
+        assert pvc["claimName"] == claim and pvc.get("readOnly") is True, path
+    assert set(mounts) == {"/tmp", "/models", "/reports"}
+    # Settings come from the (hash-suffixed) ConfigMap; the admin token from an optional Secret.
+    config_name = container["envFrom"][0]["configMapRef"]["name"]
+    config = _one(docs, "ConfigMap", config_name)["data"]
+    assert config["ELECTION_MODEL_STORE"] == "/models" and config["ELECTION_REPORTS_DIR"] == "/reports"
+    assert config["HOST"] == "0.0.0.0" and config["PORT"] == "8000"  # noqa: S104 - inside the pod
+    (token,) = [e for e in container["env"] if e["name"] == "ELECTION_API_ADMIN_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
+    # The PVCs the API reads are created here, shareable with the Dagster run pods.
+    for claim in ("election-model-store", "election-reports", "election-data"):
+        assert _one(docs, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlays_differ_in_resources(overlay):
+    _, _, container = _api(_docs(overlay))
+    _, _, base_container = _api(render("k8s/base"))
+    assert container["resources"] != base_container["resources"]
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    assert requests["cpu"] != limits["cpu"] or requests["memory"] != limits["memory"]
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_hpa_pdb(overlay):
+    docs = _docs(overlay)
+    deployment, _, _ = _api(docs)
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
+
+    service = _one(docs, "Service", "election-api")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["selector"] == selector
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in ("http", 8000)
+
+    hpa = _one(docs, "HorizontalPodAutoscaler", "election-api")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "election-api"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == EXPECTED[overlay]["hpa"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+
+    pdb = _one(docs, "PodDisruptionBudget", "election-api")
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") == 1
+
+
+@needs_kustomize
+def test_base_api_defaults():
+    docs = render("k8s/base")
+    deployment, _, _ = _api(docs)
+    assert deployment["spec"]["replicas"] == 3
+    hpa = _one(docs, "HorizontalPodAutoscaler", "election-api")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_least_privilege_rbac(overlay):
+    """The API needs no Kubernetes API access: its ServiceAccount mounts no token and nothing binds a role to it."""
+    docs = _docs(overlay)
+    account = _one(docs, "ServiceAccount", "election-api")
+    assert account.get("automountServiceAccountToken") is False
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        for subject in binding.get("subjects", []):
+            assert subject.get("name") != "election-api", binding["metadata"]["name"]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for role in (d for d in docs if d["kind"] == "Role"):
+        assert not role.get("rules"), role["metadata"]["name"]
+
+
+def _policies(docs) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+
+
+def _selects_api(spec: dict) -> bool:
+    labels = {"app.kubernetes.io/name": "election-api", "app.kubernetes.io/component": "api"}
+    match = spec["podSelector"].get("matchLabels", {})
+    return not spec["podSelector"] or match.items() <= labels.items()
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies(overlay):
+    policies = _policies(_docs(overlay))
+    # Default deny of both directions for every pod in the namespace.
+    deny = [s for s in policies.values() if s["podSelector"] == {} and set(s["policyTypes"]) == {"Ingress", "Egress"}
+            and not s.get("ingress") and not s.get("egress")]
+    assert deny, policies
+    # DNS for everyone.
+    dns_ports = {
+        (p["protocol"], p["port"])
+        for s in policies.values() if s["podSelector"] == {}
+        for rule in s.get("egress", []) for p in rule.get("ports", [])
+    }
+    assert {("UDP", 53), ("TCP", 53)} <= dns_ports
+    # The API: 8000 from anywhere (LoadBalancer) and from the monitoring namespace; no other port.
+    api_ingress = [r for s in policies.values() if _selects_api(s) for r in s.get("ingress", [])]
+    assert any("from" not in r and r["ports"] == [{"protocol": "TCP", "port": 8000}] for r in api_ingress)
+    assert any(
+        peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+        for r in api_ingress for peer in r.get("from", [])
+    )
+    assert {p["port"] for r in api_ingress for p in r.get("ports", [])} == {8000}
+    # The API has no egress beyond DNS: every egress rule that applies to its pods is port 53 only.
+    api_egress_ports = {
+        p["port"] for s in policies.values() if _selects_api(s) for r in s.get("egress", []) for p in r["ports"]
+    }
+    assert api_egress_ports == {53}
+    assert all(r.get("ports") for s in policies.values() if _selects_api(s) for r in s.get("egress", []))
+
+
+# -- Dagster Helm values -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dagster_values() -> dict:
+    return yaml.safe_load((K8S_DIR / "dagster" / "values.yaml").read_text())
+
+
+def test_dagster_values_user_deployment(dagster_values):
+    user = dagster_values["dagster-user-deployments"]
+    assert user["enabled"] is True and user["enableSubchart"] is True
+    (deployment,) = user["deployments"]
+    assert deployment["image"]["repository"] == "ghcr.io/election-forecasting/election-forecasting-dagster"
+    assert deployment["image"]["tag"] and deployment["image"]["tag"] != "latest"
+    args = deployment.get("codeServerArgs") or deployment.get("dagsterApiGrpcArgs")
+    assert args[args.index("-m") + 1] == "election_assets.definitions"
+    assert args[args.index("-a") + 1] == "defs"
+    assert deployment["port"] == 3030
+    assert {"name": "election-mlflow"} in deployment["envSecrets"]
+
+
+def test_dagster_values_run_launcher(dagster_values):
+    launcher = dagster_values["runLauncher"]
+    assert launcher["type"] == "K8sRunLauncher"
+    config = launcher["config"]["k8sRunLauncher"]
+    assert {"name": "election-mlflow"} in config["envSecrets"]  # MLFLOW_TRACKING_URI
+    env = dict(item.split("=", 1) for item in config["envVars"])
+    assert env["ELECTION_MODEL_STORE"] == "/models" and env["ELECTION_REPORTS_DIR"] == "/reports"
+    volumes = {v["name"]: v for v in config["volumes"]}
+    mounts = {m["mountPath"]: m for m in config["volumeMounts"]}
+    model_volume = volumes[mounts["/models"]["name"]]
+    assert model_volume["persistentVolumeClaim"]["claimName"] == "election-model-store"
+    assert not mounts["/models"].get("readOnly"), "the run pods write the model store"
+    assert volumes[mounts["/reports"]["name"]]["persistentVolumeClaim"]["claimName"] == "election-reports"
+    # The claims the run pods mount are the ones the kustomize base creates.
+    pvcs = yaml.safe_load_all((K8S_DIR / "base" / "pvc.yaml").read_text())
+    claim_names = {doc["metadata"]["name"] for doc in pvcs if doc}
+    assert {v["persistentVolumeClaim"]["claimName"] for v in volumes.values()} <= claim_names
+
+
+def test_dagster_values_postgres_daemon_and_no_secrets(dagster_values):
+    postgres = dagster_values["postgresql"]
+    assert postgres["enabled"] is True or postgres["postgresqlHost"]
+    assert postgres["postgresqlPassword"] == "", "the password is given at install time, never committed"
+    assert dagster_values["global"]["postgresqlSecretName"]
+    assert dagster_values["dagsterDaemon"]["enabled"] is True
+    assert dagster_values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert dagster_values["rbacEnabled"] is True
+    # Only the chart's current component names (dagit was renamed dagsterWebserver in chart 1.3).
+    assert "dagit" not in dagster_values and "dagsterWebserver" in dagster_values
