@@ -64,8 +64,15 @@ def test_overlay_renders_and_every_document_is_schema_valid(overlay):
     docs = _docs(overlay)
     kinds = {d["kind"] for d in docs}
     assert {
-        "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
-        "PodDisruptionBudget", "NetworkPolicy", "PersistentVolumeClaim",
+        "Namespace",
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
     } <= kinds, kinds
     errors = []
     for doc in docs:
@@ -145,7 +152,11 @@ def test_api_deployment(overlay):
         assert container[probe]["httpGet"]["port"] in ("http", 8000)
     # Scraped through pod annotations (no ServiceMonitor CRD).
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "8000", "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8000",
+        "prometheus.io/path": "/metrics",
+    }
     # Volumes: /tmp is an emptyDir, the model store and reports are the shared PVCs, read-only at both levels.
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
@@ -244,14 +255,22 @@ def _selects_api(spec: dict) -> bool:
 def test_network_policies(overlay):
     policies = _policies(_docs(overlay))
     # Default deny of both directions for every pod in the namespace.
-    deny = [s for s in policies.values() if s["podSelector"] == {} and set(s["policyTypes"]) == {"Ingress", "Egress"}
-            and not s.get("ingress") and not s.get("egress")]
+    deny = [
+        s
+        for s in policies.values()
+        if s["podSelector"] == {}
+        and set(s["policyTypes"]) == {"Ingress", "Egress"}
+        and not s.get("ingress")
+        and not s.get("egress")
+    ]
     assert deny, policies
     # DNS for everyone.
     dns_ports = {
         (p["protocol"], p["port"])
-        for s in policies.values() if s["podSelector"] == {}
-        for rule in s.get("egress", []) for p in rule.get("ports", [])
+        for s in policies.values()
+        if s["podSelector"] == {}
+        for rule in s.get("egress", [])
+        for p in rule.get("ports", [])
     }
     assert {("UDP", 53), ("TCP", 53)} <= dns_ports
     # The API: 8000 from anywhere (LoadBalancer) and from the monitoring namespace; no other port.
@@ -259,7 +278,8 @@ def test_network_policies(overlay):
     assert any("from" not in r and r["ports"] == [{"protocol": "TCP", "port": 8000}] for r in api_ingress)
     assert any(
         peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
-        for r in api_ingress for peer in r.get("from", [])
+        for r in api_ingress
+        for peer in r.get("from", [])
     )
     assert {p["port"] for r in api_ingress for p in r.get("ports", [])} == {8000}
     # The API has no egress beyond DNS: every egress rule that applies to its pods is port 53 only.
