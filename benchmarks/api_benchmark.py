@@ -271,7 +271,7 @@ def main() -> int:
         f"POST /predict req/s (c={args.connections})",
         lambda r: r["single"]["rps"],
         ",.0f",
-        f">= 10x baseline" + (f" (ratio {ours['single']['rps'] / base['single']['rps']:.1f}x)" if base else ""),
+        ">= 10x baseline" + (f" (ratio {ours['single']['rps'] / base['single']['rps']:.1f}x)" if base else ""),
     )
     row("POST /predict p50 ms", lambda r: r["single"]["p50_ms"], ".2f")
     row("POST /predict p99 ms", lambda r: r["single"]["p99_ms"], ".2f", "< 10 ms")
