@@ -281,9 +281,8 @@ def main() -> int:
     row("cold start s (spawn -> 200 /ready)", lambda r: r["cold"], ".2f", "< 2 s")
     row("RSS after load MB", lambda r: r["rss"], ".0f", "< 250 MB")
     row("RSS after benchmark MB", lambda r: r["rss_end"], ".0f")
-    print(
-        f"socket errors: ours {ours['single']['socket_errors']}, baseline {base['single']['socket_errors'] if base else '-'}"
-    )
+    baseline_errors = base["single"]["socket_errors"] if base else "-"
+    print(f"socket errors: ours {ours['single']['socket_errors']}, baseline {baseline_errors}")
     profile_request_path(store, single)
     return 0
 

@@ -211,9 +211,7 @@ class ElectionApi(Litestar):
                 )
 
 
-def _render(
-    served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: bool, top_n: int
-) -> list[Prediction]:
+def _render(served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: bool, top_n: int) -> list[Prediction]:
     version = served.version
     confidence = np.maximum(p_a, 1.0 - p_a)
     predictions = [
@@ -381,7 +379,9 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
             scheme, _, credential = supplied.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token):
                 raise ApiError(
-                    401, "a valid bearer token is required", [FieldError("authorization", "missing or wrong token")],
+                    401,
+                    "a valid bearer token is required",
+                    [FieldError("authorization", "missing or wrong token")],
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             swapped = await asyncio.to_thread(manager.poll_once)

@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
 

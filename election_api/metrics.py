@@ -52,16 +52,23 @@ class ApiMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "election_api_requests", "HTTP requests by route template, method and status", ["route", "method", "status"],
+            "election_api_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            "election_api_request_latency_seconds", "Request latency by route template", ["route"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "election_api_request_latency_seconds",
+            "Request latency by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.confidence = VectorHistogram(
-            "election_prediction_confidence", "Confidence (max class probability) of each predicted row",
-            CONFIDENCE_BUCKETS, r,
+            "election_prediction_confidence",
+            "Confidence (max class probability) of each predicted row",
+            CONFIDENCE_BUCKETS,
+            r,
         )
         self.drift = Gauge(
             "election_drift_detected", "1 when the latest drift report found dataset drift, else 0", registry=r
@@ -70,7 +77,8 @@ class ApiMetrics:
             "election_drift_report_available", "1 when the latest drift report could be read, else 0", registry=r
         )
         self.accuracy = Gauge(
-            "election_model_accuracy", "Held-out accuracy of the loaded model (its manifest metrics.accuracy)",
+            "election_model_accuracy",
+            "Held-out accuracy of the loaded model (its manifest metrics.accuracy)",
             registry=r,
         )
         self.model_loaded = Gauge("election_model_loaded", "1 when a valid model is loaded, else 0", registry=r)

@@ -9,6 +9,7 @@ and the error is kept for ``/ready`` and counted in ``election_model_reload_fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -20,12 +21,12 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from election_api.metrics import ApiMetrics
+from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel
 from election_assets.core.features import FEATURE_NAMES, engineer_features
 from election_assets.core.model_store import ModelStore, ModelStoreError
 from election_assets.core.schema import INPUT_FIELDS
-from election_api.metrics import ApiMetrics
-from election_api.settings import ApiSettings
 
 log = logging.getLogger("election_api.model")
 
@@ -253,10 +254,8 @@ class Poller:
 
         self._wake = asyncio.Event()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             started = time.monotonic()
             try:

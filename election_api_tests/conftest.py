@@ -42,8 +42,10 @@ assert tuple(VALID_ROW) == INPUT_FIELD_NAMES
 
 def rows_from_inputs(inputs: np.ndarray) -> list[dict[str, float]]:
     return [
-        {name: (int(value) if spec.kind == "int" else float(value)) for name, spec, value in zip(
-            INPUT_FIELD_NAMES, INPUT_FIELDS, row, strict=True)}
+        {
+            name: (int(value) if spec.kind == "int" else float(value))
+            for name, spec, value in zip(INPUT_FIELD_NAMES, INPUT_FIELDS, row, strict=True)
+        }
         for row in inputs
     ]
 
@@ -82,8 +84,15 @@ def trained() -> TrainedModels:
     return TrainedModels()
 
 
-def publish(store_dir: Path, model: CompiledModel, trained: TrainedModels, *, accuracy: float | None = None,
-            name: str = "test_model", make_latest: bool = True) -> str:
+def publish(
+    store_dir: Path,
+    model: CompiledModel,
+    trained: TrainedModels,
+    *,
+    accuracy: float | None = None,
+    name: str = "test_model",
+    make_latest: bool = True,
+) -> str:
     """Publish ``model`` as a champion the way the pipeline does (manifest + model.npz + holdout.csv)."""
     accuracy = trained.accuracy(model) if accuracy is None else accuracy
     manifest = {
@@ -115,8 +124,12 @@ def publish(store_dir: Path, model: CompiledModel, trained: TrainedModels, *, ac
 def write_drift(reports_dir: Path, drift: bool) -> None:
     path = reports_dir / "drift" / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"dataset_drift": drift, "drift_share": 0.5 if drift else 0.0, "drifted_columns": ["urban_ratio"] if drift
-              else [], "generated_at": "2026-01-01T00:00:00+00:00"}
+    report = {
+        "dataset_drift": drift,
+        "drift_share": 0.5 if drift else 0.0,
+        "drifted_columns": ["urban_ratio"] if drift else [],
+        "generated_at": "2026-01-01T00:00:00+00:00",
+    }
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(report))
     temporary.replace(path)
@@ -167,8 +180,9 @@ class LiveServer:
         self.app = create_app(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -74,12 +74,27 @@ BAD_BATCH = [
     ("missing rows", {}, 422, "$.rows", "missing required field"),
     ("unknown top-level field", {"rows": [VALID_ROW], "extra": 1}, 422, "$.extra", "unknown field"),
     ("rows not a list", {"rows": VALID_ROW}, 422, "$.rows", "Expected `array`"),
-    ("bad row names its index", {"rows": [VALID_ROW, VALID_ROW, row(education_rate=2.0)]}, 422,
-     "$.rows[2].education_rate", "<= 1.0"),
-    ("missing field in a row", {"rows": [VALID_ROW, without("population")]}, 422, "$.rows[1].population",
-     "missing required field"),
-    ("NaN in a row", '{"rows": [' + json.dumps(VALID_ROW) + "," + raw_row("urban_ratio", "NaN") + "]}", 400,
-     "$.rows[1].urban_ratio", "NaN and Infinity"),
+    (
+        "bad row names its index",
+        {"rows": [VALID_ROW, VALID_ROW, row(education_rate=2.0)]},
+        422,
+        "$.rows[2].education_rate",
+        "<= 1.0",
+    ),
+    (
+        "missing field in a row",
+        {"rows": [VALID_ROW, without("population")]},
+        422,
+        "$.rows[1].population",
+        "missing required field",
+    ),
+    (
+        "NaN in a row",
+        '{"rows": [' + json.dumps(VALID_ROW) + "," + raw_row("urban_ratio", "NaN") + "]}",
+        400,
+        "$.rows[1].urban_ratio",
+        "NaN and Infinity",
+    ),
 ]
 
 
@@ -91,7 +106,9 @@ def test_bad_batch(client, case, body, status, field, reason):
 def test_batch_over_the_row_limit_is_413(settings, champion):
     with make_client(settings, max_batch_rows=3) as client:
         assert _send(client, "/predict/batch", {"rows": [VALID_ROW] * 3}).status_code == 200
-        _assert_error(_send(client, "/predict/batch", {"rows": [VALID_ROW] * 4}), 413, "$.rows", "exceed the limit of 3")
+        _assert_error(
+            _send(client, "/predict/batch", {"rows": [VALID_ROW] * 4}), 413, "$.rows", "exceed the limit of 3"
+        )
 
 
 def test_body_over_the_byte_limit_is_413(settings, champion):
@@ -117,8 +134,19 @@ def test_bad_query_parameters_are_400(client, params):
 
 def test_no_bad_input_yields_a_5xx(client):
     bodies = [case[1] for case in BAD_SINGLE] + [case[1] for case in BAD_BATCH]
-    garbage = [b"null", b"0", b'"text"', b"[]", b"{}", b'{"rows": null}', b"\x00" * 10, b"{" * 10_000, b"[" * 10_000,
-               b'{"population": 1e999999}', '{"population": "\ud800"}'.encode("utf-8", "surrogatepass")]
+    garbage = [
+        b"null",
+        b"0",
+        b'"text"',
+        b"[]",
+        b"{}",
+        b'{"rows": null}',
+        b"\x00" * 10,
+        b"{" * 10_000,
+        b"[" * 10_000,
+        b'{"population": 1e999999}',
+        '{"population": "\ud800"}'.encode("utf-8", "surrogatepass"),
+    ]
     for path in ("/predict", "/predict/batch"):
         for body in bodies + garbage:
             response = _send(client, path, body)

@@ -85,11 +85,19 @@ def test_settings_defaults_and_overrides(tmp_path):
     assert settings.reports_dir == tmp_path / "reports"
     assert (settings.host, settings.port, settings.max_batch_rows) == ("127.0.0.1", 8000, 10_000)
     assert settings.reload_interval_seconds == 2.0 and settings.explain_top_n == 5 and settings.admin_token is None
-    custom = ApiSettings.from_env({
-        "ELECTION_MODEL_STORE": "/srv/store", "ELECTION_REPORTS_DIR": "/srv/reports", "PORT": "9000",
-        "HOST": "0.0.0.0", "ELECTION_API_MAX_BATCH_ROWS": "500", "ELECTION_API_MAX_BODY_BYTES": "65536",  # noqa: S104
-        "ELECTION_API_RELOAD_INTERVAL_SECONDS": "0.5", "LOG_LEVEL": "debug", "ELECTION_API_ADMIN_TOKEN": "t",
-    })
+    custom = ApiSettings.from_env(
+        {
+            "ELECTION_MODEL_STORE": "/srv/store",
+            "ELECTION_REPORTS_DIR": "/srv/reports",
+            "PORT": "9000",
+            "HOST": "0.0.0.0",
+            "ELECTION_API_MAX_BATCH_ROWS": "500",
+            "ELECTION_API_MAX_BODY_BYTES": "65536",  # noqa: S104
+            "ELECTION_API_RELOAD_INTERVAL_SECONDS": "0.5",
+            "LOG_LEVEL": "debug",
+            "ELECTION_API_ADMIN_TOKEN": "t",
+        }
+    )
     assert str(custom.model_store_dir) == "/srv/store" and str(custom.reports_dir) == "/srv/reports"
     assert (custom.port, custom.host, custom.max_batch_rows, custom.max_body_bytes) == (9000, "0.0.0.0", 500, 65536)  # noqa: S104
     assert custom.reload_interval_seconds == 0.5 and custom.log_level == "DEBUG" and custom.admin_token == "t"
@@ -98,10 +106,17 @@ def test_settings_defaults_and_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("PORT", "eighty"), ("PORT", "70000"), ("ELECTION_API_MAX_BATCH_ROWS", "0"),
-        ("ELECTION_API_MAX_BODY_BYTES", "-1"), ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "nan"),
-        ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "soon"), ("LOG_LEVEL", "LOUD"), ("ELECTION_MODEL_STORE", "relative/dir"),
-        ("ELECTION_DATA_DIR", "data"), ("HOST", "a b"), ("ELECTION_API_ACCESS_LOG", "sometimes"),
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("ELECTION_API_MAX_BATCH_ROWS", "0"),
+        ("ELECTION_API_MAX_BODY_BYTES", "-1"),
+        ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "nan"),
+        ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "soon"),
+        ("LOG_LEVEL", "LOUD"),
+        ("ELECTION_MODEL_STORE", "relative/dir"),
+        ("ELECTION_DATA_DIR", "data"),
+        ("HOST", "a b"),
+        ("ELECTION_API_ACCESS_LOG", "sometimes"),
     ],
 )
 def test_invalid_settings_name_the_variable(variable, value):

@@ -16,8 +16,8 @@ import pytest
 from litestar.testing import TestClient
 
 from election_api.app import create_app
-from election_assets.core.model_store import MODEL_FILE
 from election_api_tests.conftest import VALID_ROW, LiveServer, free_port, make_client, metric_value, publish
+from election_assets.core.model_store import MODEL_FILE
 
 
 def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
@@ -104,8 +104,11 @@ def test_a_bad_new_version_keeps_the_old_model_serving(settings, store_dir, trai
     with make_client(settings) as client:
         if fault in ("corrupt model.npz", "truncated model.npz", "feature mismatch"):
             version = publish(store_dir, trained.trees, trained, make_latest=False)
-            {"corrupt model.npz": _corrupt_model, "truncated model.npz": _truncate_model,
-             "feature mismatch": _wrong_features}[fault](store_dir, version)
+            {
+                "corrupt model.npz": _corrupt_model,
+                "truncated model.npz": _truncate_model,
+                "feature mismatch": _wrong_features,
+            }[fault](store_dir, version)
             _point_latest_at(store_dir, version)
         else:
             FAULTS[fault][0](store_dir, trained)
@@ -212,8 +215,9 @@ def test_module_entry_point_serves_and_reloads_on_sighup(store_dir, tmp_path, tr
         _, stderr = process.communicate(timeout=10)
     lines = [line for line in stderr.decode().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every log line is one JSON object
-    assert any(record.get("event") == "model_loaded" and record.get("model_version") == new_version
-               for record in records)
+    assert any(
+        record.get("event") == "model_loaded" and record.get("model_version") == new_version for record in records
+    )
     assert any(record.get("logger") == "election_api.access" and record.get("request_id") for record in records)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from election_api import SERVICE_NAME, __version__
+from election_api_tests.conftest import VALID_ROW, rows_from_inputs
 from election_assets.core.features import FEATURE_NAMES, engineer_features
 from election_assets.core.schema import INPUT_FIELD_NAMES, LABELS
-from election_api_tests.conftest import VALID_ROW, rows_from_inputs
 
 PREDICTION_KEYS = {"predicted_winner", "confidence", "probabilities", "model_version"}
 
