@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# The real-mode source files shipped inside the package (see election_assets/real/sources/README.md).
+SHIPPED_REAL_DATA_DIR = Path(__file__).resolve().parent / "real" / "sources"
 
 
 def _default_data_dir() -> Path:
@@ -29,6 +31,7 @@ class PipelineSettings:
     mlflow_artifact_location: str
     mlflow_experiment: str
     registered_model_name: str
+    real_data_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -60,4 +63,5 @@ class PipelineSettings:
             or (mlflow_dir / "artifacts").as_uri(),
             mlflow_experiment=name("ELECTION_MLFLOW_EXPERIMENT", "election-forecasting"),
             registered_model_name=name("ELECTION_REGISTERED_MODEL", "election-winner"),
+            real_data_dir=path("ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
         )
