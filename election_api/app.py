@@ -20,7 +20,15 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 from litestar.params import Parameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,8 +40,10 @@ from election_api.schemas import (
     ErrorBody,
     ExplanationOut,
     FieldError,
+    ModelInfo,
     Prediction,
     Probabilities,
+    ReadyStatus,
     TopFeature,
     decode_batch,
     decode_single,
@@ -48,6 +58,8 @@ access_log = logging.getLogger("election_api.access")
 
 # Batches at least this large are scored in a worker thread so the event loop keeps serving small requests.
 THREAD_OFFLOAD_ROWS = 2_000
+_METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+_ADMIN_SECURITY = "AdminToken"
 _CANDIDATE_A, _CANDIDATE_B = LABELS
 
 
@@ -88,6 +100,7 @@ def _operation_with_body(schema: Schema, description: str) -> type[Operation]:
 def _error_responses(*codes: int) -> dict[int, ResponseSpec]:
     reasons = {
         400: "Malformed JSON (including NaN/Infinity tokens) or an invalid query parameter",
+        401: "Missing or wrong bearer token (ELECTION_API_ADMIN_TOKEN)",
         413: "Body larger than ELECTION_API_MAX_BODY_BYTES, or more rows than ELECTION_API_MAX_BATCH_ROWS",
         415: "Content-Type is not application/json",
         422: "A field is missing, unknown, of the wrong type or out of range; or the batch is empty",
@@ -308,18 +321,20 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
         "/ready",
         sync_to_thread=False,
         summary="Readiness: 200 when a valid model is loaded, 503 otherwise; details include the last load error",
+        responses={503: ResponseSpec(data_container=ReadyStatus, description="No valid model is loaded yet")},
     )
-    def ready() -> Response[dict[str, Any]]:
+    def ready() -> Response[ReadyStatus]:  # the status dict, documented as ReadyStatus
         status = manager.status()
         return Response(status, status_code=200 if manager.current is not None else 503)
 
     @get("/model/info", sync_to_thread=False, summary="Manifest of the loaded model", responses=_error_responses(503))
-    def model_info() -> Response[bytes]:
+    def model_info() -> Response[ModelInfo]:  # the body is ModelInfo, encoded and checked once at load time
         return Response(serving_model().info_json, media_type="application/json")
 
-    @get("/metrics", sync_to_thread=False, summary="Prometheus metrics (text exposition format)")
-    def prometheus_metrics() -> Response[bytes]:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    @get("/metrics", sync_to_thread=False, media_type="text/plain", summary="Prometheus metrics (text format)")
+    def prometheus_metrics() -> Response[str]:
+        # Litestar appends "; charset=utf-8" to text/* itself: a second charset parameter makes the header invalid.
+        return Response(generate_latest(metrics.registry), media_type=_METRICS_MEDIA_TYPE)
 
     @post(
         "/predict",
@@ -373,8 +388,14 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     if settings.admin_token:
         token = settings.admin_token.encode()
 
-        @post("/admin/reload", status_code=200, summary="Check the model store now (bearer token required)")
-        async def admin_reload(request: Request) -> dict[str, Any]:
+        @post(
+            "/admin/reload",
+            status_code=200,
+            summary="Check the model store now (bearer token required)",
+            security=[{_ADMIN_SECURITY: []}],
+            responses=_error_responses(401),
+        )
+        async def admin_reload(request: Request) -> Response[ReadyStatus]:
             supplied = request.headers.get("authorization", "")
             scheme, _, credential = supplied.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token):
@@ -385,7 +406,7 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             swapped = await asyncio.to_thread(manager.poll_once)
-            return {"swapped": swapped, **manager.status()}
+            return Response({"swapped": swapped, **manager.status()})
 
         handlers.append(admin_reload)
 
@@ -434,6 +455,15 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
                 "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}."
             ),
             path="/schema",
+            components=Components(
+                security_schemes={
+                    _ADMIN_SECURITY: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="POST /admin/reload only; the token is ELECTION_API_ADMIN_TOKEN",
+                    )
+                }
+            ),
             render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
         ),
         debug=False,

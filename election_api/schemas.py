@@ -7,9 +7,10 @@ ignored value.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -18,15 +19,18 @@ from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS,
 
 
 def _annotation(spec: InputField) -> Any:
+    # JSON has one number type, and JSON Schema's "integer" (what the OpenAPI document says) includes 52000.0: an
+    # integer field is decoded as a float, so 52000 and 52000.0 are both accepted, and ``_matrix`` rejects a
+    # fractional part. A strictly positive integer is one >= floor(minimum) + 1.
     constraints: dict[str, float] = {}
     if spec.minimum is not None:
-        constraints["gt" if spec.exclusive_minimum else "ge"] = (
-            int(spec.minimum) if spec.kind == "int" else float(spec.minimum)
-        )
+        if spec.kind == "int" and spec.exclusive_minimum:
+            constraints["ge"] = float(math.floor(spec.minimum) + 1)
+        else:
+            constraints["gt" if spec.exclusive_minimum else "ge"] = float(spec.minimum)
     if spec.maximum is not None:
-        constraints["le"] = int(spec.maximum) if spec.kind == "int" else float(spec.maximum)
-    base = int if spec.kind == "int" else float
-    return Annotated[base, msgspec.Meta(description=spec.description, **constraints)]
+        constraints["le"] = float(spec.maximum)
+    return Annotated[float, msgspec.Meta(description=spec.description, **constraints)]
 
 
 PredictRequest = msgspec.defstruct(
@@ -77,6 +81,49 @@ class BatchPrediction(msgspec.Struct):
     count: int
 
 
+class ModelInfo(msgspec.Struct):
+    """``GET /model/info``: the loaded model's manifest. Fields a manifest lacks are null."""
+
+    version: str
+    model_name: str | None
+    model_kind: str | None
+    trained_at: str | None
+    loaded_at: str
+    data_mode: str | None
+    metrics: dict[str, float | None] | None  # NaN (e.g. ROC AUC on one class) is encoded as null
+    cv_metrics: dict[str, float | None] | None
+    bayes: dict[str, Any] | None
+    feature_names: list[str] | None
+    input_schema: list[dict[str, Any]] | None
+    labels: dict[str, str] | None
+    training_rows: int | None
+    holdout_rows: int | None
+    training_data_fingerprint: str | None
+    hyperparameters: dict[str, Any] | None
+    promotion: dict[str, Any] | None
+    source_run: dict[str, Any] | None
+    library_versions: dict[str, Any] | None
+
+
+class LoadFailure(msgspec.Struct):
+    attempted_version: str | None
+    error: str
+    at: str
+
+
+class ReadyStatus(msgspec.Struct):
+    """``GET /ready`` (200 when a model is loaded, 503 otherwise) and the answer of ``POST /admin/reload``."""
+
+    status: Literal["ready", "not_ready"]
+    model_version: str | None
+    loaded_at: str | None
+    last_check_at: str | None
+    last_error: LoadFailure | None  # the last failed load, also counted in election_model_reload_failures_total
+    model_store: str
+    drift: dict[str, Any] | None
+    swapped: bool | None = None  # POST /admin/reload only: whether the check swapped models
+
+
 class FieldError(msgspec.Struct):
     field: str
     reason: str
@@ -105,6 +152,8 @@ class ApiError(Exception):
         return f"{self.status_code}: {self.detail}"
 
 
+_INT_COLUMNS = [index for index, spec in enumerate(INPUT_FIELDS) if spec.kind == "int"]
+_INT_FIELDS = frozenset(INPUT_FIELD_NAMES[index] for index in _INT_COLUMNS)
 _SINGLE_DECODER = msgspec.json.Decoder(PredictRequest)
 _BATCH_DECODER = msgspec.json.Decoder(BatchRequest)
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
@@ -121,6 +170,8 @@ def _validation_error(error: msgspec.ValidationError) -> ApiError:
     named = _NAMED_FIELD.search(reason)
     if named:
         path = f"{path}.{named['name']}"
+    if path.rsplit(".", 1)[-1] in _INT_FIELDS:  # decoded as floats (see _annotation), reported as the ints they are
+        reason = reason.replace("Expected `float`", "Expected `int`", 1)
     if reason == "Number out of range":
         reason = "Number out of range: must be a finite number within the field's range"
     return ApiError(422, "request body failed validation", [FieldError(path, reason)])
@@ -169,7 +220,16 @@ def _matrix(rows: list[Any], batch: bool) -> np.ndarray:
         raise _overflow(rows, batch) from None
     if not np.isfinite(matrix).all():
         raise _overflow(rows, batch)
-    return matrix.reshape(len(rows), len(INPUT_FIELD_NAMES))
+    matrix = matrix.reshape(len(rows), len(INPUT_FIELD_NAMES))
+    fractional = matrix[:, _INT_COLUMNS] % 1.0 != 0.0
+    if fractional.any():
+        index, column = (int(i) for i in np.argwhere(fractional)[0])
+        name = INPUT_FIELD_NAMES[_INT_COLUMNS[column]]
+        value = float(matrix[index, _INT_COLUMNS[column]])
+        path = f"$.rows[{index}].{name}" if batch else f"$.{name}"
+        reason = f"Expected `int`, got `float` with a fractional part ({value!r}); 52000 and 52000.0 are accepted"
+        raise ApiError(422, "request body failed validation", [FieldError(path, reason)])
+    return matrix
 
 
 def decode_single(body: bytes) -> np.ndarray:

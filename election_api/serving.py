@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 
 from election_api.metrics import ApiMetrics
+from election_api.schemas import ModelInfo
 from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel
 from election_assets.core.features import FEATURE_NAMES, engineer_features
@@ -102,7 +103,10 @@ def build_served_model(store: ModelStore, version: str) -> ServedModel:
     if len(FEATURE_NAMES) != stored.model.n_features:
         raise ModelStoreError(f"version {version!r}: model expects {stored.model.n_features} features")
     loaded_at = _now()
-    info = msgspec.json.encode(model_info(stored.version, stored.manifest, loaded_at))
+    try:  # the /model/info body, checked against its documented schema once, at load time
+        info = msgspec.json.encode(msgspec.convert(model_info(stored.version, stored.manifest, loaded_at), ModelInfo))
+    except msgspec.ValidationError as error:
+        raise ModelStoreError(f"version {version!r}: manifest does not fit /model/info: {error}") from None
     return ServedModel(stored.version, stored.manifest, stored.model, loaded_at, accuracy, info)
 
 

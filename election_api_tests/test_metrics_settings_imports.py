@@ -48,6 +48,12 @@ def test_metrics_after_a_few_requests(client, trained, store_dir, champion):
     assert metric_value(text, "election_model_accuracy") == manifest["metrics"]["accuracy"]
 
 
+def test_metrics_content_type_is_one_valid_media_type(client):
+    # A duplicated charset parameter (Litestar appends one to text/*) makes the header unparsable for Prometheus.
+    content_type = client.get("/metrics").headers["content-type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset=") == 1, content_type
+
+
 def test_accuracy_gauge_follows_the_swapped_model(client, store_dir, trained):
     from election_api_tests.conftest import publish
 
