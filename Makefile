@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT ?= 8000
 
-.PHONY: demo test ui serve lint clean install
+.PHONY: demo real test ui serve lint clean install
 
 install: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
@@ -27,6 +27,10 @@ demo: install
 	$(BIN)/dagster job execute -m election_assets.definitions -a defs -j election_pipeline
 	@echo
 	@$(BIN)/python -m election_assets.summary
+
+## real: materialize the real-mode graph (ingest, walk-forward backtest, next-election forecast), print the results
+real: install
+	$(BIN)/python -m election_assets.real_mode
 
 ## test: run the test suite
 test: install

@@ -1,0 +1,233 @@
+"""Real mode: features per election year, the walk-forward backtest per test year, and the next-election forecast.
+
+``election_features`` and ``walk_forward_backtest`` are partitioned by election year, so one year can be
+rematerialized or backfilled from the UI; the summary and the forecast read every partition.
+"""
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+
+from election_assets.defs.lineage import table_output
+from election_assets.defs.resources import MlflowRegistry, ProjectStorage
+from election_assets.real.backtest import (
+    BACKTEST_YEARS,
+    FORECASTER,
+    backtest_markdown,
+    backtest_year,
+    beats_baselines,
+    training_rows,
+)
+from election_assets.real.evaluation import WINNING_ELECTORAL_VOTES, calibration_png, simulate_states
+from election_assets.real.features import (
+    FEATURE_NAMES,
+    FEATURE_YEARS,
+    NEXT_ELECTION,
+    build_election_features,
+    dem_two_party_share,
+)
+from election_assets.real.forecaster import fit_forecaster
+
+GROUP = "real"
+CODE_VERSION = "1"
+ELECTION_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in FEATURE_YEARS])
+BACKTEST_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in BACKTEST_YEARS])
+ALL_ELECTIONS = dg.AssetIn("election_features", partition_mapping=dg.AllPartitionMapping())
+
+
+def _by_year(partitions: dict[str, pd.DataFrame]) -> dict[int, pd.DataFrame]:
+    return {int(year): frame for year, frame in partitions.items()}
+
+
+def _state_shares(state_returns: pd.DataFrame, year: int) -> pd.Series:
+    return dem_two_party_share(state_returns[state_returns["year"] == year].set_index("state_po"))
+
+
+def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+@contextmanager
+def _mlflow_run(registry: MlflowRegistry, run_name: str) -> Iterator[mlflow.ActiveRun]:
+    """A run in the real-mode experiment (``<experiment>-real``), next to the synthetic candidates' experiment."""
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    name = f"{registry.experiment_name}-real"
+    experiment = mlflow.get_experiment_by_name(name)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else mlflow.create_experiment(name, artifact_location=f"{registry.artifact_location.rstrip('/')}-real")
+    )
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        yield run
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    partitions_def=ELECTION_YEAR_PARTITIONS,
+    kinds={"pandas"},
+)
+def election_features(
+    context: dg.AssetExecutionContext,
+    county_returns: pd.DataFrame,
+    state_returns: pd.DataFrame,
+    state_polls: pd.DataFrame,
+    county_demographics: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """One row per county for one election: features known before election day, and the outcome when the year
+    is in the data (the last partition is the next election, which has none yet)."""
+    year = int(context.partition_key)
+    built = build_election_features(year, county_returns, state_returns, state_polls, county_demographics)
+    frame = built.frame
+    polled = frame.loc[frame["poll_dem_share"].notna(), "state_po"].nunique()
+    context.log.info(f"{year}: {len(frame)} counties, {polled} states with polls, counts {built.counts}")
+    return table_output(
+        frame,
+        {
+            "election_year": year,
+            "labelled": "outcome_dem_share" in frame.columns,
+            "states_with_polls": int(polled),
+            "unjoined_or_missing": built.counts,
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    partitions_def=BACKTEST_YEAR_PARTITIONS,
+    ins={"features_by_year": ALL_ELECTIONS},
+    kinds={"xgboost", "mlflow"},
+)
+def walk_forward_backtest(
+    context: dg.AssetExecutionContext,
+    features_by_year: dict[str, pd.DataFrame],
+    state_returns: pd.DataFrame,
+    storage: ProjectStorage,
+    mlflow_registry: MlflowRegistry,
+) -> dg.Output[pd.DataFrame]:
+    """Train on the elections before the partition's year, forecast that year, score the forecaster beside
+    persistence and a previous-margin logistic regression. Logged to MLflow as one run per year."""
+    year = int(context.partition_key)
+    context.log.info(f"backtest {year}: training on {sorted(y for y in map(int, features_by_year) if y < year)}")
+    result = backtest_year(_by_year(features_by_year), year, _state_shares(state_returns, year))
+    png = calibration_png(result.calibration, f"Calibration, {year} counties")
+    directory = storage.reports_path("real", "backtest", str(year))
+    (directory / "calibration.png").write_bytes(png)
+    result.counties.to_csv(directory / "county_predictions.csv", index=False)
+    verdict = beats_baselines(result.scores)
+    noise = result.forecaster.noise
+    with _mlflow_run(mlflow_registry, f"backtest-{year}") as run:
+        mlflow.set_tags({"mode": "real", "test_year": str(year), "noise_source": noise.source})
+        mlflow.log_params({"trained_on": ",".join(str(y) for y in sorted(result.counties["year"].unique()))})
+        mlflow.log_params({"features": ",".join(FEATURE_NAMES), "noise_total": round(noise.total, 5)})
+        for model, row in result.scores.iterrows():
+            mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
+        mlflow.log_artifact(str(directory / "calibration.png"))
+    scores = result.scores.rename_axis("model").reset_index().assign(year=year)
+    return dg.Output(
+        scores,
+        metadata={
+            "scores": dg.MetadataValue.md(backtest_markdown({year: result.scores})),
+            "calibration": _png_markdown(png, f"calibration {year}"),
+            "calibration_png": dg.MetadataValue.path(str(directory / "calibration.png")),
+            "beats_baselines": verdict,
+            "noise": {"national": noise.national, "state": noise.state, "county": noise.county, "from": noise.source},
+            "mlflow_run_id": run.info.run_id,
+            **{f"{FORECASTER}_{k}": float(v) for k, v in result.scores.loc[FORECASTER].dropna().items()},
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
+def backtest_summary(
+    context: dg.AssetExecutionContext, walk_forward_backtest: dict[str, pd.DataFrame], storage: ProjectStorage
+) -> dg.MaterializeResult:
+    """Every backtest year in one table (the README's), and whether the forecaster beat both baselines."""
+    scores_by_year = {
+        int(year): frame.drop(columns="year").set_index("model") for year, frame in walk_forward_backtest.items()
+    }
+    table = backtest_markdown(scores_by_year)
+    verdicts = {str(year): beats_baselines(scores) for year, scores in sorted(scores_by_year.items())}
+    directory = storage.reports_path("real")
+    (directory / "backtest.md").write_text(table + "\n")
+    (directory / "backtest.json").write_text(json.dumps(verdicts, indent=2) + "\n")
+    context.log.info("\n" + table)
+    return dg.MaterializeResult(
+        metadata={
+            "table": dg.MetadataValue.md(table),
+            "beats_baselines": verdicts,
+            "path": dg.MetadataValue.path(str(directory / "backtest.md")),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    ins={"features_by_year": ALL_ELECTIONS},
+    kinds={"xgboost"},
+)
+def next_election_forecast(
+    context: dg.AssetExecutionContext,
+    features_by_year: dict[str, pd.DataFrame],
+    storage: ProjectStorage,
+    mlflow_registry: MlflowRegistry,
+) -> dg.MaterializeResult:
+    """The next election from every election in the data: county and state win probabilities, and the
+    electoral-vote distribution from simulated correlated outcomes."""
+    by_year = _by_year(features_by_year)
+    forecaster = fit_forecaster(training_rows(by_year, before=NEXT_ELECTION))
+    counties = by_year[NEXT_ELECTION]
+    share = forecaster.predict_share(counties)
+    simulation = simulate_states(counties, share, forecaster.noise)
+    dem_votes = simulation.electoral_votes(NEXT_ELECTION)
+    directory = storage.reports_path("real", "forecast")
+    county_path = directory / f"forecast_county_{NEXT_ELECTION}.csv"
+    state_path = directory / f"forecast_state_{NEXT_ELECTION}.csv"
+    pd.DataFrame(
+        {
+            "county_fips": counties["county_fips"],
+            "county_name": counties["county_name"],
+            "state_po": counties["state_po"],
+            "year": NEXT_ELECTION,
+            "p_candidate_a": forecaster.win_probability(counties),
+            "dem_two_party_share": share,
+        }
+    ).to_csv(county_path, index=False)
+    states = pd.concat([simulation.win_probability, simulation.expected_share], axis=1).rename_axis("state_po")
+    states.insert(0, "year", NEXT_ELECTION)
+    states.reset_index().to_csv(state_path, index=False)
+    low, median, high = np.percentile(dem_votes, [5, 50, 95])
+    electoral = {
+        "p_candidate_a_wins": float(np.mean(dem_votes >= WINNING_ELECTORAL_VOTES)),
+        "candidate_a_votes_median": float(median),
+        "candidate_a_votes_90pct": [float(low), float(high)],
+        "candidate_b_votes_median": float(538 - median),
+    }
+    (directory / f"electoral_votes_{NEXT_ELECTION}.json").write_text(json.dumps(electoral, indent=2) + "\n")
+    closest = states.assign(margin=(states["p_candidate_a"] - 0.5).abs()).nsmallest(10, "margin")
+    context.log.info(f"{NEXT_ELECTION}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}, EV {electoral}")
+    with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}"):
+        mlflow.set_tags({"mode": "real", "forecast_year": str(NEXT_ELECTION), "trained_through": str(forecaster.trained_through)})
+        mlflow.log_metrics({k: v for k, v in electoral.items() if isinstance(v, float)})
+        mlflow.log_artifact(str(county_path))
+        mlflow.log_artifact(str(state_path))
+    return dg.MaterializeResult(
+        metadata={
+            "election_year": NEXT_ELECTION,
+            "trained_through": forecaster.trained_through,
+            "electoral_votes": electoral,
+            "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
+            "noise": {"national": forecaster.noise.national, "state": forecaster.noise.state},
+            "county_forecast": dg.MetadataValue.path(str(county_path)),
+            "state_forecast": dg.MetadataValue.path(str(state_path)),
+        }
+    )

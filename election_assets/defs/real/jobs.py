@@ -1,0 +1,30 @@
+"""Real-mode jobs. Partitioned and unpartitioned assets cannot share a run, so the real graph is four jobs, run
+in order by ``make real`` (``election_assets.real_mode``); from the UI, each partition can also be launched or
+backfilled on its own."""
+
+import dagster as dg
+
+from election_assets.defs.real.assets import BACKTEST_YEAR_PARTITIONS, ELECTION_YEAR_PARTITIONS
+
+real_ingest = dg.define_asset_job(
+    "real_ingest",
+    selection=dg.AssetSelection.groups("real_ingest"),
+    description="Read every shipped source file, check it, and build the tidy tables real mode joins on.",
+)
+real_features = dg.define_asset_job(
+    "real_features",
+    selection=dg.AssetSelection.assets("election_features"),
+    partitions_def=ELECTION_YEAR_PARTITIONS,
+    description="County features for one election year, from what was known before election day.",
+)
+real_backtest = dg.define_asset_job(
+    "real_backtest",
+    selection=dg.AssetSelection.assets("walk_forward_backtest"),
+    partitions_def=BACKTEST_YEAR_PARTITIONS,
+    description="Train on the elections before one test year, forecast it, score it against the baselines.",
+)
+real_forecast = dg.define_asset_job(
+    "real_forecast",
+    selection=dg.AssetSelection.assets("backtest_summary", "next_election_forecast"),
+    description="The backtest table and the next-election forecast with its electoral-vote distribution.",
+)

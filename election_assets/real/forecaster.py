@@ -1,0 +1,170 @@
+"""The real-mode model: each county's Democratic two-party share, as last time plus a state swing plus the county's
+swing relative to its state.
+
+- The state swing comes from the polls (state poll average minus the state's previous result). States without
+  polls take the average swing of the polled states; a year without any polls (2020 and the next election in
+  our data) assumes no national swing, and the noise model below carries that uncertainty.
+- The county's swing relative to its state is learnt by gradient-boosted trees from earlier elections: where
+  a county sits against its state, how it moved last time, education, rurality, unemployment.
+- Win probabilities come from a Gaussian spread fitted on out-of-sample residuals of earlier elections (walk
+  forward inside the training years), split into national, state and county parts so that simulations of
+  states and the electoral college share errors the way real elections do.
+
+Baselines, scored the same way: persistence (the previous share, with a spread fitted on earlier swings) and a
+logistic regression on the previous margin only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.linear_model import LogisticRegression
+from xgboost import XGBRegressor
+
+from election_assets.real.features import FEATURE_NAMES
+
+RELATIVE_SWING_PARAMS: dict[str, float | int] = {
+    "n_estimators": 300,
+    "max_depth": 4,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "random_state": 0,
+    "n_jobs": 2,
+}
+
+
+def state_swing(frame: pd.DataFrame) -> pd.Series:
+    """Expected change of each row's state share: from its polls, else the polled states' mean, else zero."""
+    poll_swing = frame["poll_dem_share"] - frame["state_prev_dem_share"]
+    by_state = poll_swing.groupby(frame["state_po"]).first().dropna()
+    national = float(by_state.mean()) if len(by_state) else 0.0
+    return poll_swing.fillna(national)
+
+
+def _relative_swing_target(frame: pd.DataFrame) -> pd.Series:
+    county_swing = frame["outcome_dem_share"] - frame["prev_dem_share"]
+    return county_swing - (frame["outcome_state_dem_share"] - frame["state_prev_dem_share"])
+
+
+def _sample_weight(frame: pd.DataFrame) -> np.ndarray:
+    # Large counties decide the vote-weighted accuracy; the square root keeps small counties in the fit.
+    return np.exp(frame["log_prev_votes"].to_numpy() / 2.0)
+
+
+def fit_relative_swing(train: pd.DataFrame) -> XGBRegressor:
+    model = XGBRegressor(**RELATIVE_SWING_PARAMS)
+    model.fit(train[list(FEATURE_NAMES)], _relative_swing_target(train), sample_weight=_sample_weight(train))
+    return model
+
+
+def predict_share(model: XGBRegressor, frame: pd.DataFrame) -> np.ndarray:
+    relative = model.predict(frame[list(FEATURE_NAMES)])
+    share = frame["prev_dem_share"].to_numpy() + state_swing(frame).to_numpy() + relative
+    return np.clip(share, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Standard deviations of the share error shared by the whole nation, by a state, and by one county."""
+
+    national: float
+    state: float
+    county: float
+    source: str
+
+    @property
+    def total(self) -> float:
+        return float(np.sqrt(self.national**2 + self.state**2 + self.county**2))
+
+    @classmethod
+    def from_residuals(cls, residuals: pd.DataFrame, source: str) -> NoiseModel:
+        """Split ``residual`` (observed minus forecast share, columns ``year``, ``state_po``, ``weight``) into the
+        year-wide mean, the state's mean around it, and the rest."""
+        weighted = residuals.assign(weighted=residuals["residual"] * residuals["weight"])
+
+        def weighted_mean(keys: list[str]) -> pd.Series:
+            sums = weighted.groupby(keys)[["weighted", "weight"]].sum()
+            return sums["weighted"] / sums["weight"]
+
+        national = weighted_mean(["year"])
+        by_state = weighted_mean(["year", "state_po"])
+        state = by_state - national.reindex(by_state.index.get_level_values("year")).to_numpy()
+        county = (
+            residuals["residual"].to_numpy()
+            - by_state.reindex(pd.MultiIndex.from_frame(residuals[["year", "state_po"]])).to_numpy()
+        )
+        return cls(
+            national=float(np.sqrt(np.mean(national**2))),
+            state=float(np.sqrt(np.mean(state**2))),
+            county=float(np.std(county)),
+            source=source,
+        )
+
+
+def _residual_frame(frame: pd.DataFrame, forecast: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "year": frame["year"].to_numpy(),
+            "state_po": frame["state_po"].to_numpy(),
+            "residual": frame["outcome_dem_share"].to_numpy() - forecast,
+            "weight": frame["outcome_two_party_votes"].to_numpy(),
+        }
+    )
+
+
+def walk_forward_noise(train: pd.DataFrame) -> NoiseModel:
+    """The spread of the forecaster's errors on each training year it could have forecast from earlier years only.
+
+    With a single training year there is nothing to walk forward on, so the spread of persistence (how much
+    counties moved between the elections seen) stands in: wider, as it should be with so little history.
+    """
+    years = sorted(train["year"].unique())
+    residuals = [
+        _residual_frame(test, predict_share(fit_relative_swing(train[train["year"] < year]), test))
+        for year in years[1:]
+        for test in [train[train["year"] == year]]
+    ]
+    if residuals:
+        return NoiseModel.from_residuals(pd.concat(residuals), source=f"walk-forward residuals {years[1]}-{years[-1]}")
+    persistence = _residual_frame(train, train["prev_dem_share"].to_numpy())
+    return NoiseModel.from_residuals(persistence, source=f"persistence residuals {years[0]}")
+
+
+@dataclass(frozen=True)
+class SwingForecaster:
+    relative_swing: XGBRegressor
+    noise: NoiseModel
+    trained_through: int
+
+    def predict_share(self, frame: pd.DataFrame) -> np.ndarray:
+        return predict_share(self.relative_swing, frame)
+
+    def win_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        return norm.cdf((self.predict_share(frame) - 0.5) / self.noise.total)
+
+
+def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
+    return SwingForecaster(
+        relative_swing=fit_relative_swing(train),
+        noise=walk_forward_noise(train),
+        trained_through=int(train["year"].max()),
+    )
+
+
+def persistence_probability(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """The previous share carried forward; its spread is how much counties moved between earlier elections."""
+    spread = float((train["outcome_dem_share"] - train["prev_dem_share"]).std())
+    return norm.cdf((test["prev_dem_share"].to_numpy() - 0.5) / spread)
+
+
+def margin_logistic_probability(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """A logistic regression on the previous margin only, fitted on every earlier pair of elections."""
+
+    def margin(frame: pd.DataFrame) -> np.ndarray:
+        return (2.0 * frame["prev_dem_share"].to_numpy() - 1.0)[:, None]
+
+    model = LogisticRegression().fit(margin(train), train["outcome_dem_win"].to_numpy())
+    return model.predict_proba(margin(test))[:, 1]

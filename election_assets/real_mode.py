@@ -1,0 +1,72 @@
+"""Materialize the real-mode graph, in order, on the project's Dagster instance: ``python -m election_assets.real_mode``.
+
+The runs land in the same instance as ``make ui`` reads (``$DAGSTER_HOME``), so every run, partition and check
+shows up in the UI afterwards. Exits non-zero as soon as a run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import dagster as dg
+
+from election_assets.definitions import defs
+from election_assets.real.backtest import BACKTEST_YEARS
+from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
+from election_assets.settings import PipelineSettings
+
+STEPS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
+    ("real_ingest", None),
+    ("real_features", FEATURE_YEARS),
+    ("real_backtest", BACKTEST_YEARS),
+    ("real_forecast", None),
+)
+
+
+def run_all(instance: dg.DagsterInstance) -> None:
+    definitions = defs()
+    for job_name, partitions in STEPS:
+        job = definitions.resolve_job_def(job_name)
+        for partition in partitions or (None,):
+            label = job_name if partition is None else f"{job_name} [{partition}]"
+            print(f"-> {label}", flush=True)
+            started = time.monotonic()
+            result = job.execute_in_process(
+                instance=instance, partition_key=None if partition is None else str(partition), raise_on_error=False
+            )
+            if not result.success:
+                raise SystemExit(f"{label} failed (run {result.run_id}); see it in the Dagster UI (make ui)")
+            print(f"   done in {time.monotonic() - started:.1f} s (run {result.run_id})", flush=True)
+
+
+def render(settings: PipelineSettings) -> str:
+    real = settings.reports_dir / "real"
+    electoral = json.loads((real / "forecast" / f"electoral_votes_{NEXT_ELECTION}.json").read_text())
+    low, high = electoral["candidate_a_votes_90pct"]
+    return "\n".join(
+        [
+            f"Backtest table : {real / 'backtest.md'}",
+            (real / "backtest.md").read_text().rstrip(),
+            f"Calibration    : {real / 'backtest'}/<year>/calibration.png",
+            f"Forecast {NEXT_ELECTION}  : {real / 'forecast'}/forecast_county_{NEXT_ELECTION}.csv, "
+            f"forecast_state_{NEXT_ELECTION}.csv",
+            f"  Democratic candidate wins with probability {electoral['p_candidate_a_wins']:.2f}; electoral votes "
+            f"median {electoral['candidate_a_votes_median']:.0f} (90% interval {low:.0f}-{high:.0f})",
+            f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",
+            "Dagster UI     : make ui, then open http://127.0.0.1:3000 (groups real_ingest and real)",
+        ]
+    )
+
+
+def main() -> None:
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        run_all(instance)
+    print(f"\nReal mode materialized in {time.monotonic() - started:.0f} s\n")
+    sys.stdout.write(render(PipelineSettings.from_env()) + "\n")
+
+
+if __name__ == "__main__":
+    main()
