@@ -1,4 +1,4 @@
-"""Materialize the real-mode graph, in order, on the project's Dagster instance: ``python -m election_assets.real_mode``.
+"""Materialize the real-mode graph in order on the project's Dagster instance: ``python -m election_assets.real_mode``.
 
 The runs land in the same instance as ``make ui`` reads (``$DAGSTER_HOME``), so every run, partition and check
 shows up in the UI afterwards. Exits non-zero as soon as a run fails.

@@ -59,7 +59,9 @@ def calibration_table(probability: np.ndarray, won: np.ndarray, bins: int = 10) 
     """Mean forecast against observed frequency in equal-width probability bins."""
     bin_index = np.minimum((probability * bins).astype(int), bins - 1)
     table = pd.DataFrame({"bin": bin_index, "forecast": probability, "observed": won})
-    return table.groupby("bin").agg(forecast=("forecast", "mean"), observed=("observed", "mean"), counties=("observed", "size"))
+    return table.groupby("bin").agg(
+        forecast=("forecast", "mean"), observed=("observed", "mean"), counties=("observed", "size")
+    )
 
 
 def calibration_png(curves: dict[str, pd.DataFrame], title: str) -> bytes:

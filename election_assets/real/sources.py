@@ -6,8 +6,10 @@ fix the join quirks described in ``real/sources/README.md`` and ``../shared/data
 the table plus a count for every quirk fixed and every row left out, by reason. Nothing is dropped silently.
 
 Count keys: every count is a number of input rows. Keys ending in ``_excluded`` are rows that are not in the output
-(``Tidy.excluded`` adds them up); the other keys are rows that were fixed, merged or summed and are in the output.
-``tidy_demographics`` reads four files, so its keys carry the file's name: ``"ers_education.bedford_city_merged"``.
+(``Tidy.excluded`` adds them up); the other keys are rows that were fixed, merged or summed and are in the output,
+and ``rows_aggregated`` / ``counties`` say how many input rows or units the output is made of. ``tidy_demographics``
+reads four files, so its keys carry the file's name (``"ers_education.bedford_city_merged"``), and its
+``missing_value_cells`` count empty cells of a wide file, which become no long row.
 """
 
 from __future__ import annotations
@@ -394,6 +396,19 @@ def _population_measures() -> _Measures:
 CONTEXT_ACS = ("white_pct", "black_pct", "hispanic_pct", "foreignborn_pct", "age65andolder_pct", "median_hh_inc")
 CONTEXT_ACS_AS_OF = 2016  # ACS 2012-16
 CONTEXT_RURAL_AS_OF = 2010  # Census 2010
+DEMOGRAPHIC_VARIABLES = (
+    "unemployment_rate",
+    "labor_force",
+    "population",
+    "pct_less_hs",
+    "pct_bachelor_plus",
+    "rucc",
+    *CONTEXT_ACS,
+    "lesscollege_pct",
+    "rural_pct",
+)
+# The variables measured in percent (0-100); the others are counts, dollars or a code.
+PERCENT_VARIABLES = tuple(v for v in DEMOGRAPHIC_VARIABLES if v.endswith("_pct") or v.startswith(("pct_", "unemp")))
 
 
 def _context_measures() -> _Measures:
@@ -456,16 +471,17 @@ def _merge_counties(rows: pd.DataFrame, measures: _Measures, source: str, counts
 
 
 def _melt(wide: pd.DataFrame, measures: _Measures, source: str, counts: dict[str, int]) -> pd.DataFrame:
-    """Long rows (county_fips, variable, as_of_year, value); empty cells are ``{source}.missing_values_excluded``.
+    """Long rows (county_fips, variable, as_of_year, value); empty cells counted in ``{source}.missing_value_cells``.
 
-    (That count is in cells, not rows: a county without, say, 2000 unemployment keeps its other values.)
+    That count is in cells of the wide file, not rows (so it does not end in ``_excluded``): a county without, say,
+    2005 unemployment keeps its other values.
     """
     long = wide.melt(id_vars="county_fips", value_vars=list(measures.values), var_name="column", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce").astype("float64")
     long["variable"] = long["column"].map(lambda column: measures.values[column][0])
     long["as_of_year"] = long["column"].map(lambda column: measures.values[column][1]).astype("int64")
     missing = long["value"].isna()
-    counts[f"{source}.missing_values_excluded"] = int(missing.sum())
+    counts[f"{source}.missing_value_cells"] = int(missing.sum())
     return long.loc[~missing, list(DEMOGRAPHIC_COLUMNS)]
 
 

@@ -216,7 +216,9 @@ def next_election_forecast(
     closest = states.assign(margin=(states["p_candidate_a"] - 0.5).abs()).nsmallest(10, "margin")
     context.log.info(f"{NEXT_ELECTION}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}, EV {electoral}")
     with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}"):
-        mlflow.set_tags({"mode": "real", "forecast_year": str(NEXT_ELECTION), "trained_through": str(forecaster.trained_through)})
+        mlflow.set_tags(
+            {"mode": "real", "forecast_year": str(NEXT_ELECTION), "trained_through": str(forecaster.trained_through)}
+        )
         mlflow.log_metrics({k: v for k, v in electoral.items() if isinstance(v, float)})
         mlflow.log_artifact(str(county_path))
         mlflow.log_artifact(str(state_path))
