@@ -15,6 +15,7 @@ XGBoost's ``pred_contribs`` with ``approx_contribs=True`` computes).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -66,6 +67,9 @@ class TreeEnsemble:
     A row goes to ``left`` when ``x < threshold`` (scikit-learn's ``<=`` thresholds are stored as the next float
     up). Leaves point to themselves, so walking ``max_depth`` steps from every root lands each row on its leaf
     without per-tree bookkeeping. ``value`` holds each node's mean output, which Saabas attributions need.
+
+    Prediction walks all trees of all rows together, one level per step, on preallocated index buffers
+    (``_leaves``); explanations keep the straightforward walk that records each step's gain (``_walk``).
     """
 
     kind: ClassVar[str] = "tree_ensemble"
@@ -101,9 +105,70 @@ class TreeEnsemble:
             return per_tree.mean(axis=1)
         return per_tree.sum(axis=1) + self.base_margin
 
+    @cached_property
+    def _plan(self) -> _WalkPlan:
+        return _WalkPlan.build(self)
+
+    def _leaves(self, features: np.ndarray) -> np.ndarray:
+        """The ``(n, n_trees)`` leaf index of every row in every tree: the same comparisons as ``_walk``."""
+        plan = self._plan
+        x = np.asarray(features, dtype=np.float32).astype(np.float64)  # trees compare in float32, see _walk
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected an (n, {self.n_features}) feature matrix, got shape {x.shape}")
+        if len(x) * len(plan.feature) <= _DECISION_TABLE_CELLS:
+            return self._leaves_by_successor(x)
+        leaves = np.empty((len(x), len(plan.roots)), dtype=np.intp)
+        # Blocks of rows keep the walk's buffers in the CPU cache; results do not depend on the block size.
+        block = max(1, _WALK_BLOCK_CELLS // len(plan.roots))
+        for start in range(0, len(x), block):
+            self._walk_block(x[start : start + block], leaves[start : start + block])
+        return leaves
+
+    def _leaves_by_successor(self, x: np.ndarray) -> np.ndarray:
+        # Few rows: decide the split of every node once, which gives each row its own successor table; then a
+        # level is a single lookup. Node ids are offset by row * n_nodes to index the flat table.
+        plan = self._plan
+        n, n_nodes = len(x), len(plan.feature)
+        went_left = np.less(np.take(x, plan.feature, axis=1), plan.threshold)
+        successor = np.where(went_left, plan.left, plan.right)
+        node = np.empty((n, len(plan.roots)), dtype=np.intp)
+        node[:] = plan.roots
+        offsets = np.arange(0, n * n_nodes, n_nodes, dtype=np.intp)[:, None]
+        if n > 1:
+            successor += offsets
+            node += offsets
+        successor = successor.ravel()
+        spare = np.empty_like(node)
+        for _ in range(self.max_depth):
+            np.take(successor, node, out=spare, mode="clip")
+            node, spare = spare, node
+        if n > 1:
+            node -= offsets
+        return node
+
+    def _walk_block(self, x: np.ndarray, node: np.ndarray) -> None:
+        # Many rows: each level gathers the split feature and threshold of each row's current node only.
+        plan = self._plan
+        node[:] = plan.roots
+        flat = x.ravel()
+        offsets = np.arange(0, x.size, self.n_features, dtype=np.intp)[:, None]
+        index = np.empty_like(node)
+        values = np.empty(node.shape)
+        thresholds = np.empty(node.shape)
+        went_left = np.empty(node.shape, dtype=bool)
+        for _ in range(self.max_depth):
+            np.take(plan.feature, node, out=index, mode="clip")
+            index += offsets
+            np.take(flat, index, out=values, mode="clip")
+            np.take(plan.threshold, node, out=thresholds, mode="clip")
+            np.less(values, thresholds, out=went_left)
+            np.left_shift(node, 1, out=index)
+            index += went_left
+            np.take(plan.children, index, out=node, mode="clip")
+
     def predict_proba_a(self, features: np.ndarray) -> np.ndarray:
-        leaves, _ = self._walk(features)
-        output = self._aggregate(self.value[leaves])
+        leaves = self._leaves(features)
+        output = self._aggregate(np.take(self.value, leaves))
         return output if self.aggregation == "mean_probability" else _sigmoid(output)
 
     def explain(self, features: np.ndarray) -> Explanation:
@@ -112,6 +177,54 @@ class TreeEnsemble:
         if self.aggregation == "mean_probability":
             return Explanation(root_values.mean(axis=1), contributions / len(self.roots), "probability")
         return Explanation(root_values.sum(axis=1) + self.base_margin, contributions, "logit")
+
+
+# Up to this many (row, node) decisions, ``_leaves`` evaluates every node's split once instead of walking.
+_DECISION_TABLE_CELLS = 65_536
+# Rows x trees per block of the level-by-level walk (128 KB per buffer: stays in the L2 cache).
+_WALK_BLOCK_CELLS = 16_384
+
+
+@dataclass(frozen=True)
+class _WalkPlan:
+    """A tree ensemble's arrays in the layout ``TreeEnsemble._leaves`` indexes, checked once at load.
+
+    ``children[2 * node + went_left]`` is the next node: ``right`` at even and ``left`` at odd positions. Indices
+    are validated here, so the walk may use unchecked (``mode="clip"``) lookups.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    children: np.ndarray
+    roots: np.ndarray
+
+    @classmethod
+    def build(cls, model: TreeEnsemble) -> _WalkPlan:
+        n_nodes = len(model.value)
+        arrays = (model.feature, model.threshold, model.left, model.right)
+        if any(np.shape(array) != (n_nodes,) for array in arrays) or np.ndim(model.roots) != 1:
+            raise ValueError("tree ensemble arrays have inconsistent shapes")
+        for name, array, bound in (
+            ("left", model.left, n_nodes),
+            ("right", model.right, n_nodes),
+            ("roots", model.roots, n_nodes),
+            ("feature", model.feature, model.n_features),
+        ):
+            if len(array) and (np.min(array) < 0 or np.max(array) >= bound):
+                raise ValueError(f"tree ensemble {name} indices outside [0, {bound})")
+        children = np.empty(2 * n_nodes, dtype=np.intp)
+        children[0::2] = model.right
+        children[1::2] = model.left
+        return cls(
+            feature=np.ascontiguousarray(model.feature, dtype=np.intp),
+            threshold=np.ascontiguousarray(model.threshold, dtype=np.float64),
+            left=np.ascontiguousarray(model.left, dtype=np.intp),
+            right=np.ascontiguousarray(model.right, dtype=np.intp),
+            children=children,
+            roots=np.ascontiguousarray(model.roots, dtype=np.intp),
+        )
 
 
 CompiledModel = LinearModel | TreeEnsemble
