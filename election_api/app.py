@@ -137,6 +137,17 @@ def _api_error_handler(request: Request, error: ApiError) -> Response:
     return _error_response(request, error.status_code, error.detail, error.errors, error.headers)
 
 
+def _error_for_status(request: Request, status: int, detail: str) -> FieldError:
+    if status == 413:
+        limit = request.app.api_settings.max_body_bytes  # type: ignore[attr-defined]
+        return FieldError("$", f"request body is larger than {limit} bytes (ELECTION_API_MAX_BODY_BYTES)")
+    if status == 404:
+        return FieldError("path", f"no route {request.scope.get('path', '')!r}; the routes are listed at /")
+    if status == 405:
+        return FieldError("method", f"{request.method} is not allowed on {request.scope.get('path', '')!r}")
+    return FieldError("$", detail)
+
+
 def _http_exception_handler(request: Request, error: HTTPException) -> Response:
     errors: list[FieldError] = []
     if isinstance(error, ValidationException) and isinstance(error.extra, list):
@@ -144,6 +155,8 @@ def _http_exception_handler(request: Request, error: HTTPException) -> Response:
             if isinstance(item, dict):
                 errors.append(FieldError(str(item.get("key", "$")), str(item.get("message", error.detail))))
     status = error.status_code
+    if not errors:  # every error body names what was wrong and why, not only the status
+        errors.append(_error_for_status(request, status, str(error.detail)))
     if status >= 500:
         log.error(
             "server error",

@@ -130,7 +130,13 @@ def test_batch_over_the_row_limit_is_413(settings, champion):
 def test_body_over_the_byte_limit_is_413(settings, champion):
     with make_client(settings, max_body_bytes=2048) as client:
         response = _send(client, "/predict/batch", {"rows": [VALID_ROW] * 20})
-        assert response.status_code == 413 and response.json()["status_code"] == 413
+        _assert_error(response, 413, "$", "larger than 2048 bytes (ELECTION_API_MAX_BODY_BYTES)")
+        # A client that lies about the length is cut off at the limit just the same.
+        lying = client.post(
+            "/predict", content=b"{" * 5000, headers={"Content-Type": "application/json", "Content-Length": "10"}
+        )
+        assert lying.status_code in (400, 413) and lying.json()["errors"], lying.text
+        assert _send(client, "/predict", VALID_ROW).status_code == 200  # and the server goes on serving
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])

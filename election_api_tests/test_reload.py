@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from litestar.testing import TestClient
 
 from election_api.app import create_app
 from election_api_tests.conftest import VALID_ROW, LiveServer, free_port, make_client, metric_value, publish
-from election_assets.core.model_store import MODEL_FILE
+from election_assets.core.model_store import MODEL_FILE, sha256_of
 
 
 def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
@@ -30,22 +31,32 @@ def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
         failures: list[str] = []
         lock = threading.Lock()
 
-        def hammer() -> None:
+        def hammer(batch: bool) -> None:
             with httpx.Client(base_url=server.url, timeout=10) as http:
                 while not stop.is_set():
                     try:
-                        response = http.post("/predict", json=VALID_ROW)
+                        if batch:
+                            response = http.post("/predict/batch", json={"rows": [VALID_ROW] * 200})
+                        else:
+                            response = http.post("/predict", json=VALID_ROW)
                     except httpx.HTTPError as error:  # a dropped connection is a failed request too
                         with lock:
                             failures.append(repr(error))
                         continue
                     with lock:
-                        if response.status_code == 200:
-                            answers.append(response.json()["model_version"])
-                        else:
+                        if response.status_code != 200:
                             failures.append(f"{response.status_code} {response.text}")
+                        elif batch:  # one model answers a whole batch, even when a swap happens meanwhile
+                            body = response.json()
+                            rows = {p["model_version"] for p in body["predictions"]}
+                            if rows != {body["model_version"]}:
+                                failures.append(f"a batch mixed models: {rows}")
+                            batch_answers.append(body["model_version"])
+                        else:
+                            answers.append(response.json()["model_version"])
 
-        threads = [threading.Thread(target=hammer) for _ in range(6)]
+        batch_answers: list[str] = []
+        threads = [threading.Thread(target=hammer, args=(index == 0,)) for index in range(6)]
         for thread in threads:
             thread.start()
         time.sleep(0.3)
@@ -65,6 +76,7 @@ def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
     assert set(answers) <= set(published), set(answers) - set(published)
     assert answers[-1] == published[-1]
     assert len(set(answers)) >= 3  # the swaps were seen while requests ran
+    assert batch_answers and set(batch_answers) <= set(published)
 
 
 def _point_latest_at(store_dir: Path, version: str) -> None:
@@ -83,6 +95,22 @@ def _truncate_model(store_dir: Path, version: str) -> None:
     path.write_bytes(path.read_bytes()[:100])
 
 
+def _truncate_and_rehash(store_dir: Path, version: str) -> None:
+    # A writer that hashed a truncated file: checksums pass, the archive itself cannot be read.
+    directory = store_dir / "versions" / version
+    (directory / MODEL_FILE).write_bytes((directory / MODEL_FILE).read_bytes()[:100])
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"][MODEL_FILE] = {"sha256": sha256_of(directory / MODEL_FILE), "bytes": 100}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _wrong_manifest_type(store_dir: Path, version: str) -> None:
+    path = store_dir / "versions" / version / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["training_rows"] = "three thousand"
+    path.write_text(json.dumps(manifest))
+
+
 def _wrong_features(store_dir: Path, version: str) -> None:
     path = store_dir / "versions" / version / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -94,26 +122,48 @@ FAULTS = {
     "missing version": (lambda store, trained: _point_latest_at(store, "20990101T000000-nothere"), "no manifest"),
     "corrupt model.npz": (None, "checksum mismatch"),
     "truncated model.npz": (None, "checksum mismatch"),
+    "truncated model.npz, checksum of the truncated file": (None, "model file is unreadable"),
     "feature mismatch": (None, "feature list does not match"),
+    "manifest field of the wrong type": (None, "manifest does not fit /model/info"),
     "unreadable LATEST": (lambda store, trained: (store / "LATEST").write_text("{not json"), "unreadable"),
+}
+# Faults planted in a complete new version that LATEST then names.
+VERSION_FAULTS = {
+    "corrupt model.npz": _corrupt_model,
+    "truncated model.npz": _truncate_model,
+    "truncated model.npz, checksum of the truncated file": _truncate_and_rehash,
+    "feature mismatch": _wrong_features,
+    "manifest field of the wrong type": _wrong_manifest_type,
 }
 
 
+def _plant(fault: str, store_dir: Path, trained) -> str | None:
+    """Make LATEST name a broken model (or break LATEST itself); returns the broken version, if any."""
+    if fault in VERSION_FAULTS:
+        version = publish(store_dir, trained.trees, trained, make_latest=False)
+        VERSION_FAULTS[fault](store_dir, version)
+        _point_latest_at(store_dir, version)
+        return version
+    FAULTS[fault][0](store_dir, trained)
+    return None
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_a_bad_new_version_keeps_the_old_model_serving(settings, store_dir, trained, champion, fault):
+def test_a_bad_new_version_keeps_the_old_model_serving(settings, store_dir, trained, champion, fault, caplog):
     with make_client(settings) as client:
-        if fault in ("corrupt model.npz", "truncated model.npz", "feature mismatch"):
-            version = publish(store_dir, trained.trees, trained, make_latest=False)
-            {
-                "corrupt model.npz": _corrupt_model,
-                "truncated model.npz": _truncate_model,
-                "feature mismatch": _wrong_features,
-            }[fault](store_dir, version)
-            _point_latest_at(store_dir, version)
-        else:
-            FAULTS[fault][0](store_dir, trained)
-        client.app.manager.poll_once()
-        client.app.manager.poll_once()  # a repeated failure is counted once
+        broken = _plant(fault, store_dir, trained)
+        # Litestar's start-up logging config replaces the root handlers (and so caplog's): listen on the logger.
+        logger = logging.getLogger("election_api")
+        logger.addHandler(caplog.handler)
+        try:
+            client.app.manager.poll_once()
+            client.app.manager.poll_once()  # a repeated failure is counted and logged once
+        finally:
+            logger.removeHandler(caplog.handler)
+        (record,) = [r for r in caplog.records if getattr(r, "event", None) == "model_load_failed"]
+        assert record.serving_version == champion and FAULTS[fault][1] in record.error
+        if broken:
+            assert record.attempted_version == broken
 
         response = client.post("/predict", json=VALID_ROW)
         assert response.status_code == 200 and response.json()["model_version"] == champion
@@ -160,6 +210,27 @@ def test_empty_store_starts_unready_and_recovers(settings, store_dir, trained):
         client.app.manager.poll_once()
         assert client.get("/ready").status_code == 200
         assert client.post("/predict", json=VALID_ROW).json()["model_version"] == version
+
+
+@pytest.mark.parametrize("fault", list(VERSION_FAULTS))
+def test_start_up_with_only_a_broken_model_is_unready_not_a_crash(settings, store_dir, trained, fault):
+    broken = _plant(fault, store_dir, trained)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+        assert ready.json()["last_error"]["attempted_version"] == broken
+        assert FAULTS[fault][1] in ready.json()["last_error"]["error"]
+        response = client.post("/predict", json=VALID_ROW)
+        assert response.status_code == 503 and FAULTS[fault][1] in response.json()["errors"][0]["reason"]
+        text = client.get("/metrics").text
+        assert metric_value(text, "election_model_loaded") == 0.0
+        assert metric_value(text, "election_model_reload_failures_total") == 1.0
+
+        good = publish(store_dir, trained.linear, trained)  # a good champion: ready without a restart
+        client.app.manager.poll_once()
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=VALID_ROW).json()["model_version"] == good
 
 
 def test_missing_store_directory_starts_unready(settings, tmp_path):

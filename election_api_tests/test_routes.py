@@ -131,8 +131,10 @@ def test_openapi_schema_and_docs(client):
 def test_unknown_route_and_method(client):
     missing = client.get("/nope")
     assert missing.status_code == 404 and missing.json()["status_code"] == 404
+    assert missing.json()["errors"] == [{"field": "path", "reason": "no route '/nope'; the routes are listed at /"}]
     wrong_method = client.get("/predict")
     assert wrong_method.status_code == 405 and wrong_method.json()["status_code"] == 405
+    assert wrong_method.json()["errors"][0]["field"] == "method"
 
 
 def test_admin_reload_is_absent_without_a_token(client):

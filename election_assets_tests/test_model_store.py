@@ -85,6 +85,20 @@ def test_checksum_mismatch_is_detected(tmp_path):
         store.load()
 
 
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 half a model", b"not a numpy archive"])
+def test_unreadable_model_file_with_a_matching_checksum_is_a_store_error(tmp_path, content):
+    # A writer that hashed a truncated file: the checksum passes, loading must still fail as a ModelStoreError,
+    # the one error the champion asset, the scoring asset and the API treat as "no loadable model".
+    store = ModelStore(tmp_path)
+    good = _publish(store, 0.1)
+    bad = store.publish(
+        {"feature_names": list(FEATURE_NAMES)}, lambda directory: (directory / MODEL_FILE).write_bytes(content)
+    )
+    with pytest.raises(ModelStoreError, match="model file is unreadable"):
+        store.load(bad)
+    assert store.load(good).version == good
+
+
 def test_manifest_with_another_feature_list_is_refused(tmp_path):
     store = ModelStore(tmp_path)
     version = store.publish(

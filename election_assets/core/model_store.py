@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -213,8 +214,11 @@ class ModelStore:
             )
         try:
             model = load_compiled_model(directory / MODEL_FILE)
-        except (OSError, ValueError, KeyError) as error:
-            raise ModelStoreError(f"version {version!r}: model file is unreadable: {error}") from error
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            # A truncated or foreign file whose checksum was recorded as it is: np.load raises these.
+            raise ModelStoreError(
+                f"version {version!r}: model file is unreadable: {type(error).__name__}: {error}"
+            ) from error
         if model.n_features != len(FEATURE_NAMES):
             raise ModelStoreError(f"version {version!r}: model expects {model.n_features} features")
         return StoredModel(version=version, manifest=manifest, model=model, path=directory)
