@@ -25,8 +25,7 @@ STEPS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
 )
 
 
-def run_all(instance: dg.DagsterInstance) -> None:
-    definitions = defs()
+def run_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -> None:
     for job_name, partitions in STEPS:
         job = definitions.resolve_job_def(job_name)
         for partition in partitions or (None,):
@@ -63,7 +62,7 @@ def render(settings: PipelineSettings) -> str:
 def main() -> None:
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        run_all(instance)
+        run_all(instance, defs())
     print(f"\nReal mode materialized in {time.monotonic() - started:.0f} s\n")
     sys.stdout.write(render(PipelineSettings.from_env()) + "\n")
 
