@@ -63,7 +63,7 @@ def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state
     }
     rows = {name: score(probability, test) for name, probability in probabilities.items()}
     rows[FORECASTER] |= score(probabilities[FORECASTER], test, share)
-    simulation = simulate_states(test, share, forecaster.noise)
+    simulation = simulate_states(test, share, forecaster.noise(test))
     rows[FORECASTER] |= score_states(simulation, state_shares)
     previous_winner = test.groupby("state_po")["state_prev_dem_share"].first()
     rows[PERSISTENCE] |= {

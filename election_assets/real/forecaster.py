@@ -16,7 +16,7 @@ logistic regression on the previous margin only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -133,23 +133,39 @@ def walk_forward_noise(train: pd.DataFrame) -> NoiseModel:
     return NoiseModel.from_residuals(persistence, source=f"persistence residuals {years[0]}")
 
 
+def national_swing_spread(train: pd.DataFrame) -> float:
+    """Root mean square of the vote-weighted national swing between the training elections and the ones before."""
+    swing = (train["outcome_dem_share"] - train["prev_dem_share"]) * train["outcome_two_party_votes"]
+    by_year = swing.groupby(train["year"]).sum() / train.groupby("year")["outcome_two_party_votes"].sum()
+    return float(np.sqrt(np.mean(by_year**2)))
+
+
 @dataclass(frozen=True)
 class SwingForecaster:
     relative_swing: XGBRegressor
-    noise: NoiseModel
+    # The walk-forward residuals come from years with polls, whose national error is small. Without any poll the
+    # national swing itself is unknown, so its spread between earlier elections replaces the national part.
+    polled_noise: NoiseModel
+    unpolled_noise: NoiseModel
     trained_through: int
+
+    def noise(self, frame: pd.DataFrame) -> NoiseModel:
+        return self.polled_noise if frame["poll_dem_share"].notna().any() else self.unpolled_noise
 
     def predict_share(self, frame: pd.DataFrame) -> np.ndarray:
         return predict_share(self.relative_swing, frame)
 
     def win_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        return norm.cdf((self.predict_share(frame) - 0.5) / self.noise.total)
+        return norm.cdf((self.predict_share(frame) - 0.5) / self.noise(frame).total)
 
 
 def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
+    noise = walk_forward_noise(train)
+    national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
         relative_swing=fit_relative_swing(train),
-        noise=walk_forward_noise(train),
+        polled_noise=noise,
+        unpolled_noise=replace(noise, national=national, source=f"{noise.source}; national swing spread"),
         trained_through=int(train["year"].max()),
     )
 

@@ -123,7 +123,7 @@ def walk_forward_backtest(
     (directory / "calibration.png").write_bytes(png)
     result.counties.to_csv(directory / "county_predictions.csv", index=False)
     verdict = beats_baselines(result.scores)
-    noise = result.forecaster.noise
+    noise = result.forecaster.noise(result.counties)
     with _mlflow_run(mlflow_registry, f"backtest-{year}") as run:
         mlflow.set_tags({"mode": "real", "test_year": str(year), "noise_source": noise.source})
         mlflow.log_params({"trained_on": ",".join(str(y) for y in sorted(result.counties["year"].unique()))})
@@ -187,7 +187,7 @@ def next_election_forecast(
     forecaster = fit_forecaster(training_rows(by_year, before=NEXT_ELECTION))
     counties = by_year[NEXT_ELECTION]
     share = forecaster.predict_share(counties)
-    simulation = simulate_states(counties, share, forecaster.noise)
+    simulation = simulate_states(counties, share, forecaster.noise(counties))
     dem_votes = simulation.electoral_votes(NEXT_ELECTION)
     directory = storage.reports_path("real", "forecast")
     county_path = directory / f"forecast_county_{NEXT_ELECTION}.csv"
@@ -228,7 +228,11 @@ def next_election_forecast(
             "trained_through": forecaster.trained_through,
             "electoral_votes": electoral,
             "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
-            "noise": {"national": forecaster.noise.national, "state": forecaster.noise.state},
+            "noise": {
+                "national": forecaster.noise(counties).national,
+                "state": forecaster.noise(counties).state,
+                "county": forecaster.noise(counties).county,
+            },
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
         }
