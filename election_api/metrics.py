@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import HistogramMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -89,3 +96,5 @@ class ApiMetrics:
             registry=r,
         )
         self.accuracy.set(float("nan"))
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ... of this process (Linux).
+        ProcessCollector(registry=r)

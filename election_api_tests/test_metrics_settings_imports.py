@@ -54,6 +54,13 @@ def test_metrics_content_type_is_one_valid_media_type(client):
     assert content_type.startswith("text/plain; version=") and content_type.count("charset=") == 1, content_type
 
 
+def test_process_metrics_are_exposed(client):
+    text = client.get("/metrics").text
+    assert metric_value(text, "process_resident_memory_bytes") > 0
+    assert metric_value(text, "process_cpu_seconds_total") > 0
+    assert metric_value(text, "process_open_fds") > 0
+
+
 def test_accuracy_gauge_follows_the_swapped_model(client, store_dir, trained):
     from election_api_tests.conftest import publish
 

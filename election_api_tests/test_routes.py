@@ -152,3 +152,33 @@ def test_admin_reload_requires_the_bearer_token(settings, champion, store_dir, t
         assert response.status_code == 200
         assert response.json()["swapped"] is True and response.json()["model_version"] == new_version
         assert client.post("/predict", json=VALID_ROW).json()["model_version"] == new_version
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_only_the_admin_route_is_an_operation_and_it_needs_the_token(settings, champion, store_dir):
+    from election_api_tests.conftest import make_client
+
+    with make_client(settings, admin_token="s3cret") as client:
+        schema = client.get("/schema/openapi.json").json()
+        paths = schema["paths"]
+        non_get = {(path, method.upper()) for path, item in paths.items() for method in item if method != "get"}
+        # The predict routes compute an answer from the body; the admin reload is the one operation.
+        assert non_get == {("/predict", "POST"), ("/predict/batch", "POST"), ("/admin/reload", "POST")}
+        assert schema["paths"]["/admin/reload"]["post"]["security"] == [{"AdminToken": []}]
+        assert schema["components"]["securitySchemes"]["AdminToken"] == {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "POST /admin/reload only; the token is ELECTION_API_ADMIN_TOKEN",
+        }
+        before = _tree(store_dir)
+        for path in ("/", "/health", "/ready", "/model/info", "/metrics"):
+            assert client.get(path).status_code == 200
+        assert client.post("/predict?explain=true", json=VALID_ROW).status_code == 200
+        assert client.post("/predict/batch", json={"rows": [VALID_ROW] * 3}).status_code == 200
+        assert client.post("/admin/reload", headers={"Authorization": "Bearer s3cre"}).status_code == 401
+        assert client.post("/admin/reload", headers={"Authorization": "s3cret"}).status_code == 401
+        assert client.post("/admin/reload", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert _tree(store_dir) == before  # the API never writes to the model store

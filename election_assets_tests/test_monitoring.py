@@ -230,8 +230,8 @@ def test_every_metric_used_exists(dashboard, exposed):
     for name, where in used.items():
         if name in EXTERNAL:
             continue
-        # Anything else (election_*, process_*, ...) must come from the API itself. Note: the app registers its
-        # metrics in its own CollectorRegistry, which has no process collector, so process_* are NOT exposed.
+        # Anything else (election_*, process_*, ...) must come from the API itself (its registry includes a
+        # ProcessCollector, so process_* are exposed).
         if name in exposed:
             if name.endswith(HISTOGRAM_SUFFIXES) and base_name(name) != name:
                 assert exposed[name] == "histogram", name
