@@ -66,6 +66,7 @@ STATE_FIPS: dict[str, str] = {
     "VT": "50", "VA": "51", "WA": "53", "WV": "54", "WI": "55", "WY": "56",
 }  # fmt: skip
 STATE_PO = frozenset(STATE_FIPS)
+STATE_PO_BY_FIPS: dict[str, str] = {fips: po for po, fips in STATE_FIPS.items()}
 
 # Alaska reports by house district in the returns and by borough in the ERS files, which do not nest: real mode
 # treats the whole state as one unit, coded like the ERS state row.
@@ -204,7 +205,8 @@ def tidy_county_returns(raw: pd.DataFrame) -> Tidy:
     vote-mode rows (``vote_mode_rows_superseded_excluded``), otherwise its modes are summed
     (``vote_mode_rows_summed``); NA candidate votes count as 0 (``missing_candidatevotes``); Kansas City (36000)
     goes into Jackson County, MO, Bedford city into Bedford County, 46113 becomes 46102, and Alaska's house districts
-    become the one unit ``02000``. A unit's total is its reported ``totalvotes``, or the sum of its candidates where
+    become the one unit ``02000``. ``state_po`` follows from the county's FIPS (Alaska's district 99 has none in
+    2000-2016: ``state_po_filled``). A unit's total is its reported ``totalvotes``, or the sum of its candidates where
     that is missing or smaller (``totalvotes_missing_rows``, ``totalvotes_below_candidate_sum_rows``).
     ``rows_aggregated`` is the number of rows of ``raw`` that went into the output.
     """
@@ -246,7 +248,10 @@ def tidy_county_returns(raw: pd.DataFrame) -> Tidy:
     canonical, reason = canonical_fips(frame["fips"], kansas_city_coded=True, alaska_reason=ALASKA_DISTRICTS)
     _count_reasons(reason, counts, keys=(ALASKA_DISTRICTS, KANSAS_CITY, *(k for _, k in COUNTY_RECODES.values())))
     # The merged unit keeps the name of the county it merges into (Alaska: the state).
-    frame = frame.assign(county_fips=canonical, own=frame["fips"].eq(canonical))
+    counts["state_po_filled"] = int(frame["state_po"].isna().sum())
+    frame = frame.assign(
+        county_fips=canonical, own=frame["fips"].eq(canonical), state_po=canonical.str[:2].map(STATE_PO_BY_FIPS)
+    )
     frame.loc[canonical.eq(ALASKA_FIPS), "county_name"] = "ALASKA"
     frame = frame.sort_values("own", ascending=False, kind="stable")
     grouped = frame.groupby(["year", "county_fips"], sort=True)

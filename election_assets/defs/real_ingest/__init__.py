@@ -1,0 +1,1 @@
+"""Real-mode ingest: raw source files and the tidy tables real mode joins on."""
