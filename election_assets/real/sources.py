@@ -192,6 +192,7 @@ def read_source(name: str, directory: str | Path | None = None) -> pd.DataFrame:
 
 COUNTY_RETURN_COLUMNS = ("year", "county_fips", "state_po", "county_name", "dem_votes", "rep_votes", "total_votes")
 TOTAL_MODE = "TOTAL"
+_VOTE_DTYPES = {"year": "int64", "dem_votes": "int64", "rep_votes": "int64", "total_votes": "int64"}
 DEMOCRAT = "DEMOCRAT"
 REPUBLICAN = "REPUBLICAN"
 
@@ -262,7 +263,7 @@ def tidy_county_returns(raw: pd.DataFrame) -> Tidy:
         rep_votes=("rep", "sum"),
         total_votes=("total", "sum"),
     ).reset_index()
-    out = out.astype({"year": "int64", "dem_votes": "int64", "rep_votes": "int64", "total_votes": "int64"})
+    out = out.astype(_VOTE_DTYPES)
     counts["rows_aggregated"] = len(frame)
     return Tidy(out[list(COUNTY_RETURN_COLUMNS)], counts)
 
@@ -305,7 +306,7 @@ def tidy_state_returns(raw: pd.DataFrame) -> Tidy:
     below = out["reported"] < out["candidates"]
     counts["totalvotes_below_candidate_sum_rows"] = int(grouped.size().to_numpy()[below.to_numpy()].sum())
     out["total_votes"] = np.fmax(out["reported"], out["candidates"])
-    out = out.astype({"year": "int64", "dem_votes": "int64", "rep_votes": "int64", "total_votes": "int64"})
+    out = out.astype(_VOTE_DTYPES)
     counts["rows_aggregated"] = len(frame)
     return Tidy(out[list(STATE_RETURN_COLUMNS)], counts)
 

@@ -20,6 +20,7 @@ _FIPS = pa.Check.str_matches(r"^\d{5}$")
 _NON_NEGATIVE = pa.Check.ge(0)
 _PERCENT = pa.Check.in_range(0.0, 100.0)
 _STATE = pa.Check.isin(sorted(STATE_PO))
+_RUCC = pa.Check.isin(list(range(1, 10)))  # USDA rural-urban continuum codes
 
 
 def _count(nullable: bool = True) -> pa.Column:
@@ -68,7 +69,7 @@ RAW_ELECTION_CONTEXT = pa.DataFrameSchema(
         r".*_pct$": _regex(float, _PERCENT),
         "median_hh_inc": pa.Column(float, pa.Check.gt(0), nullable=True),
         "total_population": _count(),
-        "ruralurban_cc": pa.Column(float, pa.Check.isin(list(range(1, 10))), nullable=True),
+        "ruralurban_cc": pa.Column(float, _RUCC, nullable=True),
     },
     name="raw_election_context",
 )
@@ -89,7 +90,7 @@ RAW_ERS_EDUCATION = pa.DataFrameSchema(
         "State": pa.Column(str),
         r"^Percent of adults .*": _regex(float, _PERCENT),
         r"^(Less than|High school|Some college|Four years|Bachelor).*": _regex(float, _NON_NEGATIVE),
-        r"^20[01]3 Rural-urban Continuum Code$": _regex(float, pa.Check.isin(list(range(1, 10)))),
+        r"^20[01]3 Rural-urban Continuum Code$": _regex(float, _RUCC),
     },
     name="raw_ers_education",
 )
