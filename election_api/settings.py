@@ -8,18 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+from election_assets.core.env import SettingsError, default_data_dir, env_number, env_path
+
+__all__ = ["ApiSettings", "SettingsError"]
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the API cannot use."""
-
-
-def _default_data_dir() -> Path:
-    # Same rule as the pipeline: in a source checkout the data lives beside the code, otherwise under the cwd.
-    root = _SOURCE_ROOT if (_SOURCE_ROOT / "pyproject.toml").is_file() else Path.cwd()
-    return root / "data"
 
 
 @dataclass(frozen=True)
@@ -48,13 +40,7 @@ class ApiSettings:
             return env.get(variable, "").strip()
 
         def path(variable: str, default: Path) -> Path:
-            value = raw(variable)
-            if not value:
-                return default
-            candidate = Path(value).expanduser()
-            if not candidate.is_absolute():
-                raise SettingsError(f"{variable}={value!r} must be an absolute path (for example /srv/election/data)")
-            return candidate
+            return env_path(env, variable, default)
 
         def integer(variable: str, default: int, low: int, high: int) -> int:
             value = raw(variable)
@@ -67,18 +53,6 @@ class ApiSettings:
             if not low <= number <= high:
                 raise SettingsError(f"{variable}={value!r} must be between {low} and {high}")
             return number
-
-        def number(variable: str, default: float, low: float, high: float) -> float:
-            value = raw(variable)
-            if not value:
-                return default
-            try:
-                parsed = float(value)
-            except ValueError:
-                raise SettingsError(f"{variable}={value!r} must be a number of seconds") from None
-            if not low <= parsed <= high:  # also rejects nan
-                raise SettingsError(f"{variable}={value!r} must be between {low:g} and {high:g}")
-            return parsed
 
         def boolean(variable: str, default: bool) -> bool:
             value = raw(variable).lower()
@@ -96,7 +70,7 @@ class ApiSettings:
         host = raw("HOST") or "127.0.0.1"
         if any(ch.isspace() for ch in host):
             raise SettingsError(f"HOST={host!r} must be a host name or IP address without spaces")
-        data_dir = path("ELECTION_DATA_DIR", _default_data_dir())
+        data_dir = path("ELECTION_DATA_DIR", default_data_dir())
         return cls(
             model_store_dir=path("ELECTION_MODEL_STORE", data_dir / "model_store"),
             reports_dir=path("ELECTION_REPORTS_DIR", data_dir / "reports"),
@@ -104,7 +78,7 @@ class ApiSettings:
             port=integer("PORT", 8000, 1, 65535),
             max_batch_rows=integer("ELECTION_API_MAX_BATCH_ROWS", 10_000, 1, 10_000_000),
             max_body_bytes=integer("ELECTION_API_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 1 << 34),
-            reload_interval_seconds=number("ELECTION_API_RELOAD_INTERVAL_SECONDS", 2.0, 0.01, 86_400.0),
+            reload_interval_seconds=env_number(env, "ELECTION_API_RELOAD_INTERVAL_SECONDS", 2.0, 0.01, 86_400.0),
             log_level=level,
             explain_top_n=integer("ELECTION_API_EXPLAIN_TOP_N", 5, 1, 1000),
             admin_token=raw("ELECTION_API_ADMIN_TOKEN") or None,

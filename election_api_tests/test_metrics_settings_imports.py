@@ -152,3 +152,16 @@ def test_importing_and_creating_the_app_loads_no_pipeline_libraries(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_api_and_pipeline_read_paths_with_one_helper():
+    from election_assets.settings import PipelineSettings
+    from election_assets.settings import SettingsError as PipelineSettingsError
+
+    assert PipelineSettingsError is SettingsError  # both are election_assets.core.env.SettingsError
+    for env in ({}, {"ELECTION_DATA_DIR": "/srv/election"}, {"ELECTION_MODEL_STORE": "~/store"}):
+        api, pipeline = ApiSettings.from_env(env), PipelineSettings.from_env(env)
+        assert (api.model_store_dir, api.reports_dir) == (pipeline.model_store_dir, pipeline.reports_dir), env
+    for settings_class in (ApiSettings, PipelineSettings):
+        with pytest.raises(SettingsError, match="ELECTION_REPORTS_DIR='reports' must be an absolute path"):
+            settings_class.from_env({"ELECTION_REPORTS_DIR": "reports"})

@@ -7,19 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+from election_assets.core.env import SettingsError, default_data_dir, env_path
+
+__all__ = ["SHIPPED_REAL_DATA_DIR", "PipelineSettings", "SettingsError"]
+
 # The real-mode source files shipped inside the package (see election_assets/real/sources/README.md).
 SHIPPED_REAL_DATA_DIR = Path(__file__).resolve().parent / "real" / "sources"
-
-
-def _default_data_dir() -> Path:
-    # In a source checkout the data lives beside the code; an installed package writes under the working directory.
-    root = _SOURCE_ROOT if (_SOURCE_ROOT / "pyproject.toml").is_file() else Path.cwd()
-    return root / "data"
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the pipeline cannot use."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +31,7 @@ class PipelineSettings:
         env = os.environ if env is None else env
 
         def path(variable: str, default: Path) -> Path:
-            value = env.get(variable, "").strip()
-            if not value:
-                return default
-            candidate = Path(value).expanduser()
-            if not candidate.is_absolute():
-                raise SettingsError(f"{variable}={value!r} must be an absolute path (for example /srv/election/data)")
-            return candidate
+            return env_path(env, variable, default)
 
         def name(variable: str, default: str) -> str:
             value = env.get(variable, "").strip() or default
@@ -52,7 +39,7 @@ class PipelineSettings:
                 raise SettingsError(f"{variable}={value!r} must be a single word without spaces or slashes")
             return value
 
-        data_dir = path("ELECTION_DATA_DIR", _default_data_dir())
+        data_dir = path("ELECTION_DATA_DIR", default_data_dir())
         mlflow_dir = data_dir / "mlflow"
         return cls(
             data_dir=data_dir,

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from election_assets.settings import SettingsError
+from election_assets.core.env import SettingsError, env_number
 
 # The cadence of the system this replaces: train weekly, score daily, check drift every 6 hours.
 DEFAULT_CRONS = {
@@ -21,19 +21,6 @@ def _cron(env: Mapping[str, str], variable: str) -> str:
     fields = value.split()
     if len(fields) != 5:
         raise SettingsError(f"{variable}={value!r} must be a cron string with 5 fields, for example '0 */6 * * *'")
-    return value
-
-
-def _number(env: Mapping[str, str], variable: str, default: float, low: float, high: float) -> float:
-    raw = env.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}={raw!r} must be a number between {low:g} and {high:g}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{variable}={raw!r} must be between {low:g} and {high:g}")
     return value
 
 
@@ -56,6 +43,6 @@ class Cadence:
             scoring_cron=_cron(env, "ELECTION_CRON_SCORING"),
             drift_cron=_cron(env, "ELECTION_CRON_DRIFT"),
             timezone=env.get("ELECTION_SCHEDULE_TIMEZONE", "").strip() or "UTC",
-            retrain_drift_share=_number(env, "ELECTION_RETRAIN_DRIFT_SHARE", 0.3, 0.0, 1.0),
-            retrain_cooldown_seconds=60 * _number(env, "ELECTION_RETRAIN_COOLDOWN_MINUTES", 360, 0, 60 * 24 * 30),
+            retrain_drift_share=env_number(env, "ELECTION_RETRAIN_DRIFT_SHARE", 0.3, 0.0, 1.0),
+            retrain_cooldown_seconds=60 * env_number(env, "ELECTION_RETRAIN_COOLDOWN_MINUTES", 360, 0, 60 * 24 * 30),
         )
