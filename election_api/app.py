@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import logging
+import secrets
 import signal
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from litestar.params import Parameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from election_api import SERVICE_NAME, __version__
+from election_api.logs import AccessLog
 from election_api.metrics import ApiMetrics
 from election_api.schemas import (
     ApiError,
@@ -54,7 +56,6 @@ from election_assets.core.features import FEATURE_NAMES
 from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
 
 log = logging.getLogger("election_api.app")
-access_log = logging.getLogger("election_api.access")
 
 # Batches at least this large are scored in a worker thread so the event loop keeps serving small requests.
 THREAD_OFFLOAD_ROWS = 2_000
@@ -189,6 +190,10 @@ class ElectionApi(Litestar):
     api_metrics: ApiMetrics
     manager: ModelManager
     poller: Poller
+    access_log: AccessLog
+    # Generated request ids: 32 hex digits, a random prefix per process and a counter (no syscall per request).
+    _request_id_prefix: str
+    _request_counter: itertools.count
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
         if scope["type"] != "http":
@@ -203,7 +208,7 @@ class ElectionApi(Litestar):
                     request_id = candidate
                 break
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = f"{self._request_id_prefix}{next(self._request_counter):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
@@ -220,21 +225,9 @@ class ElectionApi(Litestar):
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "<unmatched>"
-            metrics = self.api_metrics
-            metrics.requests.labels(route, scope["method"], str(status)).inc()
-            metrics.latency.labels(route).observe(elapsed)
-            if self.api_settings.access_log and access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000.0, 3),
-                    },
-                )
+            self.api_metrics.observe_request(route, scope["method"], status, elapsed)
+            if self.api_settings.access_log:
+                self.access_log(request_id, scope["method"], scope["path"], route, status, elapsed)
 
 
 def _render(served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: bool, top_n: int) -> list[Prediction]:
@@ -359,9 +352,9 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     async def predict(request: Request, explain: ExplainParam = False, top: TopParam = None) -> Prediction:
         served = serving_model()
         inputs = decode_single(await json_body(request))
-        p_a, predictions = _score(served, inputs, explain, top or default_top)
-        metrics.confidence.observe_many(np.maximum(p_a, 1.0 - p_a))
-        return predictions[0]
+        _, (prediction,) = _score(served, inputs, explain, top or default_top)
+        metrics.confidence.observe(prediction.confidence)
+        return prediction
 
     batch_schema = Schema(
         title="BatchRequest",
@@ -483,6 +476,9 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     )
     app.api_settings = settings
     app.api_metrics = metrics
+    app.access_log = AccessLog()
+    app._request_id_prefix = secrets.token_hex(8)
+    app._request_counter = itertools.count()
     app.manager = manager
     app.poller = poller
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -27,10 +29,18 @@ class VectorHistogram:
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry):
         self.name, self.documentation = name, documentation
         self._edges = np.asarray(buckets, dtype=np.float64)
+        self._edge_list = self._edges.tolist()
         self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)
         self._sum = 0.0
         self._lock = threading.Lock()
         registry.register(self)
+
+    def observe(self, value: float) -> None:
+        """One value: the same bucket as ``observe_many`` (NaN counts in +Inf), without NumPy calls."""
+        index = bisect_left(self._edge_list, value) if value == value else len(self._edge_list)
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += value
 
     def observe_many(self, values: np.ndarray) -> None:
         # Bucket i counts values <= edges[i] (Prometheus "le" semantics); the last bucket is +Inf.
@@ -96,5 +106,16 @@ class ApiMetrics:
             registry=r,
         )
         self.accuracy.set(float("nan"))
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ... of this process (Linux).
         ProcessCollector(registry=r)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count a request and its latency; the labelled series are looked up once per (route, method, status)."""
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
