@@ -34,6 +34,7 @@ def main() -> int:
         workers=1,
         loop="uvloop" if available("uvloop") else "asyncio",
         http="httptools" if available("httptools") else "h11",
+        ws="none",  # no WebSocket routes: skip importing a WebSocket implementation
         log_config=None,
         access_log=False,
         server_header=False,
