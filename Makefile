@@ -40,9 +40,14 @@ test: install
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+## serve: the prediction API on http://127.0.0.1:$(PORT) (default 8000), serving the champion `make demo` published
+## in data/model_store (ELECTION_DATA_DIR / ELECTION_MODEL_STORE move it; see README, Prediction API)
+serve: install
+	PORT=$(PORT) $(BIN)/python -m election_api
+
 lint: install
-	$(BIN)/ruff check election_assets election_api election_assets_tests benchmarks
-	$(BIN)/ruff format --check election_assets election_api election_assets_tests benchmarks
+	$(BIN)/ruff check election_assets election_api election_assets_tests election_api_tests benchmarks
+	$(BIN)/ruff format --check election_assets election_api election_assets_tests election_api_tests benchmarks
 
 clean:
 	rm -rf data .dagster_home
