@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -27,13 +28,21 @@ def main() -> int:
             return False
         return True
 
+    loop = "uvloop" if available("uvloop") else "asyncio"
+    http = "httptools" if available("httptools") else "h11"
+    app = create_app(settings)
+    # Everything imported and built so far lives as long as the process: move it out of the garbage collector's
+    # sight, so a full collection no longer walks ~10^5 long-lived objects (it added ~20 ms to the p99 of
+    # 1,000-row batches, whose response objects trigger collections).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         workers=1,
-        loop="uvloop" if available("uvloop") else "asyncio",
-        http="httptools" if available("httptools") else "h11",
+        loop=loop,
+        http=http,
         ws="none",  # no WebSocket routes: skip importing a WebSocket implementation
         log_config=None,
         access_log=False,
