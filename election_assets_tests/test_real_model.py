@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from election_assets.core.real_features import STATE_SWING
 from election_assets.real import sources
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
@@ -19,16 +20,15 @@ from election_assets.real.backtest import (
 )
 from election_assets.real.evaluation import electoral_votes, simulate_states
 from election_assets.real.features import (
-    FEATURE_NAMES,
     FEATURE_YEARS,
+    KNOWN_BEFORE_COLUMNS,
     NEXT_ELECTION,
-    STATE_COLUMNS,
     build_election_features,
     dem_two_party_share,
     election_day,
     state_poll_average,
 )
-from election_assets.real.forecaster import NoiseModel, state_swing
+from election_assets.real.forecaster import NoiseModel
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def features_by_year(tidy) -> dict[int, pd.DataFrame]:
     return {year: _features(tidy, year) for year in FEATURE_YEARS}
 
 
-KNOWN_BEFORE = [*FEATURE_NAMES, *STATE_COLUMNS]
+KNOWN_BEFORE = list(KNOWN_BEFORE_COLUMNS)
 
 
 @pytest.mark.parametrize("year", [2012, 2016, 2020])
@@ -133,14 +133,18 @@ def test_the_poll_average_uses_the_last_month_or_the_latest_polls_of_a_rarely_po
     assert average["WY"] == pytest.approx((4 * 0.3 + 0.9) / 5)  # none in the window: the five latest
 
 
-def test_unpolled_states_take_the_polled_states_mean_swing_and_a_year_without_polls_assumes_none(features_by_year):
+def test_unpolled_states_take_the_polled_states_mean_swing_and_a_year_without_polls_assumes_none(
+    tidy, features_by_year
+):
     frame = features_by_year[2012]
-    swing = state_swing(frame).groupby(frame["state_po"]).first()
-    polled = frame.groupby("state_po")["poll_dem_share"].first().notna()
-    assert (~polled).any() and polled.any()
-    polled_swing = (frame["poll_dem_share"] - frame["state_prev_dem_share"]).groupby(frame["state_po"]).first()
-    assert swing[~polled].to_numpy() == pytest.approx(polled_swing[polled].mean())
-    assert (state_swing(features_by_year[2020]) == 0).all()
+    polled = state_poll_average(tidy["state_polls"], 2012)
+    by_state = frame.groupby("state_po")[[STATE_SWING, "state_prev_dem_share"]].first()
+    unpolled = ~by_state.index.isin(polled.index)
+    assert unpolled.any() and (~unpolled).any()
+    poll_swing = polled - by_state.loc[~unpolled, "state_prev_dem_share"]
+    assert by_state.loc[~unpolled, STATE_SWING].to_numpy() == pytest.approx(poll_swing.to_numpy())
+    assert by_state.loc[unpolled, STATE_SWING].to_numpy() == pytest.approx(poll_swing.mean())
+    assert (features_by_year[2020][STATE_SWING] == 0).all()
 
 
 def test_every_election_has_the_features_the_next_one_is_forecast_from(features_by_year):

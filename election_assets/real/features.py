@@ -14,8 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
+
+from election_assets.core.real_features import (
+    REAL_FEATURE_NAMES,
+    REAL_INPUT_FIELD_NAMES,
+    STATE_SWING,
+    real_model_features,
+)
 
 ELECTION_YEARS: tuple[int, ...] = (2000, 2004, 2008, 2012, 2016, 2020)
 # An election needs the one before it for its features, so the first one that can be modelled is 2004; the
@@ -30,27 +36,15 @@ MIN_POLLS = 5
 
 # Demographics as measured before the election; the rural-urban code and education change rarely, so the
 # latest vintage before the election stands in for the election year itself.
-DEMOGRAPHIC_FEATURES: dict[str, str] = {
+DEMOGRAPHIC_INPUTS: dict[str, str] = {
     "bachelor_rate": "pct_bachelor_plus",
     "less_hs_rate": "pct_less_hs",
     "rural_urban_code": "rucc",
     "unemployment_rate": "unemployment_rate",
 }
-
-FEATURE_NAMES: tuple[str, ...] = (
-    "prev_dem_share",
-    "prev_swing",
-    "prev_share_vs_state",
-    "state_prev_swing",
-    "prev_swing_vs_state",
-    "log_prev_votes",
-    "prev_votes_growth",
-    *DEMOGRAPHIC_FEATURES,
-    "unemployment_change",
-)
-_CHANGES = ("prev_swing", "prev_swing_vs_state", "prev_votes_growth", "unemployment_change")
-# Known before the election, but used to set the state-wide swing rather than as a model input.
-STATE_COLUMNS: tuple[str, ...] = ("state_prev_dem_share", "poll_dem_share")
+FEATURE_NAMES = REAL_FEATURE_NAMES
+# Every column a forecast of the year may read: the inputs, the features and the expected state swing.
+KNOWN_BEFORE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REAL_INPUT_FIELD_NAMES, *FEATURE_NAMES, STATE_SWING)))
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "outcome_dem_share",
     "outcome_dem_win",
@@ -133,28 +127,39 @@ def build_election_features(
     frame["state_po"] = previous["state_po"]
     frame["county_name"] = previous["county_name"]
     frame["prev_dem_share"] = previous["dem_share"]
-    frame["prev_swing"] = previous["dem_share"] - before_previous["dem_share"].reindex(frame.index)
+    frame["prev2_dem_share"] = before_previous["dem_share"].reindex(frame.index)
     frame["state_prev_dem_share"] = frame["state_po"].map(state_previous)
-    frame["prev_share_vs_state"] = frame["prev_dem_share"] - frame["state_prev_dem_share"]
-    frame["state_prev_swing"] = frame["state_prev_dem_share"] - frame["state_po"].map(state_before)
-    frame["prev_swing_vs_state"] = frame["prev_swing"] - frame["state_prev_swing"]
-    frame["log_prev_votes"] = np.log(previous["total_votes"].clip(lower=1))
-    frame["prev_votes_growth"] = frame["log_prev_votes"] - np.log(
-        before_previous["total_votes"].reindex(frame.index).clip(lower=1)
-    )
-    for feature, variable in DEMOGRAPHIC_FEATURES.items():
-        frame[feature] = demographic_before(demographics, variable, year).reindex(frame.index)
+    frame["state_prev2_dem_share"] = frame["state_po"].map(state_before)
+    frame["prev_total_votes"] = previous["total_votes"].clip(lower=1)
+    frame["prev2_total_votes"] = before_previous["total_votes"].reindex(frame.index).clip(lower=1)
+    for field, variable in DEMOGRAPHIC_INPUTS.items():
+        frame[field] = demographic_before(demographics, variable, year).reindex(frame.index)
     for share in ("bachelor_rate", "less_hs_rate"):
         frame[share] = frame[share] / 100.0
-    unemployment_earlier = demographic_before(demographics, "unemployment_rate", year - 4).reindex(frame.index)
-    frame["unemployment_change"] = frame["unemployment_rate"] - unemployment_earlier
+    frame["prev_unemployment_rate"] = demographic_before(demographics, "unemployment_rate", year - 4).reindex(
+        frame.index
+    )
     frame["poll_dem_share"] = frame["state_po"].map(state_poll_average(state_polls, year))
 
-    counts = {f"missing_{name}": int(frame[name].isna().sum()) for name in FEATURE_NAMES}
+    counts = {f"missing_{name}": int(frame[name].isna().sum()) for name in REAL_INPUT_FIELD_NAMES}
     # A change we cannot see (the county did not exist, or the data starts too late) counts as no change.
-    frame[list(_CHANGES)] = frame[list(_CHANGES)].fillna(0.0)
-    counts["missing_poll_dem_share"] = int(frame["poll_dem_share"].isna().sum())
-    counts["missing_state_prev_dem_share"] = int(frame["state_prev_dem_share"].isna().sum())
+    for earlier, latest in (
+        ("prev2_dem_share", "prev_dem_share"),
+        ("prev2_total_votes", "prev_total_votes"),
+        ("prev_unemployment_rate", "unemployment_rate"),
+    ):
+        frame[earlier] = frame[earlier].fillna(frame[latest])
+    # A county missing from a demographic table (Broomfield, CO before 2010) gets the year's median county.
+    for field in DEMOGRAPHIC_INPUTS:
+        frame[field] = frame[field].fillna(frame[field].median())
+    # In a year with polls, a state nobody polled is expected to move like the polled states on average.
+    polled = frame.drop_duplicates("state_po").set_index("state_po")
+    poll_swing = (polled["poll_dem_share"] - polled["state_prev_dem_share"]).dropna()
+    if len(poll_swing):
+        frame["poll_dem_share"] = frame["poll_dem_share"].fillna(frame["state_prev_dem_share"] + poll_swing.mean())
+        counts["poll_dem_share_from_polled_states"] = counts.pop("missing_poll_dem_share")
+    # Features that repeat an input (prev_dem_share, the demographics) are rewritten with the same values.
+    frame[[*FEATURE_NAMES, STATE_SWING]] = real_model_features(frame[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
 
     current = _results(county_returns, year)
     if not current.empty:

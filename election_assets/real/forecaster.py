@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
 from xgboost import XGBRegressor
 
+from election_assets.core.real_features import STATE_SWING, normal_cdf
 from election_assets.real.features import FEATURE_NAMES
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
@@ -34,14 +34,6 @@ RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "random_state": 0,
     "n_jobs": 2,
 }
-
-
-def state_swing(frame: pd.DataFrame) -> pd.Series:
-    """Expected change of each row's state share: from its polls, else the polled states' mean, else zero."""
-    poll_swing = frame["poll_dem_share"] - frame["state_prev_dem_share"]
-    by_state = poll_swing.groupby(frame["state_po"]).first().dropna()
-    national = float(by_state.mean()) if len(by_state) else 0.0
-    return poll_swing.fillna(national)
 
 
 def _relative_swing_target(frame: pd.DataFrame) -> pd.Series:
@@ -62,7 +54,7 @@ def fit_relative_swing(train: pd.DataFrame) -> XGBRegressor:
 
 def predict_share(model: XGBRegressor, frame: pd.DataFrame) -> np.ndarray:
     relative = model.predict(frame[list(FEATURE_NAMES)])
-    share = frame["prev_dem_share"].to_numpy() + state_swing(frame).to_numpy() + relative
+    share = frame["prev_dem_share"].to_numpy() + frame[STATE_SWING].to_numpy() + relative
     return np.clip(share, 0.0, 1.0)
 
 
@@ -156,7 +148,7 @@ class SwingForecaster:
         return predict_share(self.relative_swing, frame)
 
     def win_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        return norm.cdf((self.predict_share(frame) - 0.5) / self.noise(frame).total)
+        return normal_cdf((self.predict_share(frame) - 0.5) / self.noise(frame).total)
 
 
 def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
@@ -173,7 +165,7 @@ def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
 def persistence_probability(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """The previous share carried forward; its spread is how much counties moved between earlier elections."""
     spread = float((train["outcome_dem_share"] - train["prev_dem_share"]).std())
-    return norm.cdf((test["prev_dem_share"].to_numpy() - 0.5) / spread)
+    return normal_cdf((test["prev_dem_share"].to_numpy() - 0.5) / spread)
 
 
 def margin_logistic_probability(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
