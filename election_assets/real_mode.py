@@ -53,6 +53,7 @@ def render(settings: PipelineSettings) -> str:
             f"forecast_state_{NEXT_ELECTION}.csv",
             f"  Democratic candidate wins with probability {electoral['p_candidate_a_wins']:.2f}; electoral votes "
             f"median {electoral['candidate_a_votes_median']:.0f} (90% interval {low:.0f}-{high:.0f})",
+            f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",
             "Dagster UI     : make ui, then open http://127.0.0.1:3000 (groups real_ingest and real)",
         ]

@@ -25,6 +25,7 @@ class PipelineSettings:
     mlflow_experiment: str
     registered_model_name: str
     real_data_dir: Path
+    real_model_store_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -51,4 +52,5 @@ class PipelineSettings:
             mlflow_experiment=name("ELECTION_MLFLOW_EXPERIMENT", "election-forecasting"),
             registered_model_name=name("ELECTION_REGISTERED_MODEL", "election-winner"),
             real_data_dir=path("ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
+            real_model_store_dir=path("ELECTION_REAL_MODEL_STORE", data_dir / "real_model_store"),
         )

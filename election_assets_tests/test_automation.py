@@ -67,7 +67,11 @@ def instance():
 
 @pytest.fixture
 def storage(tmp_path):
-    return ProjectStorage(model_store_dir=str(tmp_path / "store"), reports_dir=str(tmp_path / "reports"))
+    return ProjectStorage(
+        model_store_dir=str(tmp_path / "store"),
+        real_model_store_dir=str(tmp_path / "real_store"),
+        reports_dir=str(tmp_path / "reports"),
+    )
 
 
 def _report_drift(instance, share: float, columns=("urban_ratio", "undecided_rate")) -> int:

@@ -37,7 +37,11 @@ def loop(new_sandbox):
     sandbox = new_sandbox("drift_loop")
     definitions = sandbox.definitions()
     settings = sandbox.settings()
-    storage = ProjectStorage(model_store_dir=str(settings.model_store_dir), reports_dir=str(settings.reports_dir))
+    storage = ProjectStorage(
+        model_store_dir=str(settings.model_store_dir),
+        real_model_store_dir=str(settings.real_model_store_dir),
+        reports_dir=str(settings.reports_dir),
+    )
     store = ModelStore(settings.model_store_dir)
     with dg.instance_for_test() as instance, sandbox.environment():
         definitions.resolve_job_def("election_pipeline").execute_in_process(run_config=SMALL, instance=instance)

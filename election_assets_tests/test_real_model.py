@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from election_assets.core.real_features import STATE_SWING
+from election_assets.core.compiled_model import SwingModel, load_compiled_model, save_compiled_model
+from election_assets.core.real_features import REAL_INPUT_FIELD_NAMES, STATE_SWING, real_model_features
+from election_assets.defs.training.export import compile_swing_model
 from election_assets.real import sources
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
@@ -225,3 +227,23 @@ def test_without_noise_the_simulation_calls_each_state_by_its_vote_weighted_shar
 def test_apportionment_tables_have_538_votes_and_follow_the_census():
     assert electoral_votes(2008)["TX"] == 34 and electoral_votes(2020)["TX"] == 38 and electoral_votes(2024)["TX"] == 40
     assert len(electoral_votes(2024)) == 51
+
+
+def test_the_compiled_model_reproduces_the_forecaster_after_a_round_trip_through_npz(backtests, tmp_path):
+    result = backtests[2016]
+    forecaster, counties = result.forecaster, result.counties
+    compiled = compile_swing_model(
+        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
+    )
+    save_compiled_model(compiled, tmp_path / "model.npz")
+    loaded = load_compiled_model(tmp_path / "model.npz")
+    assert isinstance(loaded, SwingModel)
+    columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy())
+    # XGBoost predicts in float32; the compiled trees sum in float64.
+    assert loaded.predict_share(columns) == pytest.approx(forecaster.predict_share(counties), abs=1e-6)
+    assert loaded.predict_proba_a(columns) == pytest.approx(forecaster.win_probability(counties), abs=1e-5)
+    explanation = loaded.explain(columns[:20])
+    assert explanation.space == "share"
+    assert explanation.bias + explanation.contributions.sum(axis=1) == pytest.approx(
+        loaded.predict_share(columns[:20]), abs=1e-9
+    )

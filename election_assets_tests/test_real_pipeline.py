@@ -6,8 +6,16 @@ import mlflow
 import pandas as pd
 import pytest
 
+from election_assets.core.model_store import ModelStore
+from election_assets.core.real_features import (
+    REAL_DATA_MODE,
+    REAL_INPUT_FIELD_NAMES,
+    REAL_MODEL_COLUMNS,
+    real_model_features,
+)
+from election_assets.real import sources
 from election_assets.real.backtest import BACKTEST_YEARS
-from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
+from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, build_election_features
 from election_assets.real_mode import render, run_all
 
 
@@ -60,3 +68,35 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_run):
     assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}"}
     backtest_2020 = runs[runs["tags.mlflow.runName"] == "backtest-2020"].iloc[0]
     assert 0 < backtest_2020["metrics.swing_forecaster.brier"] < backtest_2020["metrics.persistence.brier"]
+
+
+def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_run):
+    sandbox, _ = real_run
+    settings = sandbox.settings()
+    stored = ModelStore(settings.real_model_store_dir).load()
+    manifest = stored.manifest
+    assert manifest["data_mode"] == REAL_DATA_MODE and manifest["trained_through"] == 2020
+    assert manifest["feature_names"] == list(REAL_MODEL_COLUMNS)
+    assert manifest["metrics_source"].startswith("walk-forward backtest 2020")
+    required = {field["name"] for field in manifest["input_schema"] if field["required"]}
+    assert "poll_dem_share" not in required and "prev_dem_share" in required
+    forecast = pd.read_csv(
+        settings.reports_dir / "real" / "forecast" / f"forecast_county_{NEXT_ELECTION}.csv", dtype={"county_fips": str}
+    )
+    counties = build_election_features(
+        NEXT_ELECTION,
+        sources.tidy_county_returns(sources.read_source("county_returns")).frame,
+        sources.tidy_state_returns(sources.read_source("state_returns")).frame,
+        sources.tidy_state_polls(sources.read_source("state_polls")).frame,
+        sources.tidy_demographics(
+            *(
+                sources.read_source(n)
+                for n in ("election_context", "ers_unemployment", "ers_education", "ers_population")
+            )
+        ).frame,
+    ).frame
+    probability = stored.model.predict_proba_a(real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy()))
+    expected = pd.Series(probability, index=counties["county_fips"])
+    assert forecast.set_index("county_fips")["p_candidate_a"].to_numpy() == pytest.approx(
+        expected.reindex(forecast["county_fips"]).to_numpy(), abs=1e-12
+    )

@@ -21,7 +21,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-ContributionSpace = Literal["logit", "probability"]
+from election_assets.core.real_features import normal_cdf
+
+ContributionSpace = Literal["logit", "probability", "share"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -167,9 +169,12 @@ class TreeEnsemble:
             np.take(plan.children, index, out=node, mode="clip")
 
     def predict_proba_a(self, features: np.ndarray) -> np.ndarray:
-        leaves = self._leaves(features)
-        output = self._aggregate(np.take(self.value, leaves))
+        output = self.margin(features)
         return output if self.aggregation == "mean_probability" else _sigmoid(output)
+
+    def margin(self, features: np.ndarray) -> np.ndarray:
+        """The aggregated tree output before any link: gradient boosting's raw score, or the forest's mean."""
+        return self._aggregate(np.take(self.value, self._leaves(features)))
 
     def explain(self, features: np.ndarray) -> Explanation:
         _, contributions = self._walk(features, record_path=True)
@@ -227,8 +232,41 @@ class _WalkPlan:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class SwingModel(TreeEnsemble):
+    """Real mode (``election_assets.core.real_features``): a county's Democratic two-party share is its previous
+    share (feature 0) plus the expected state swing (the last feature) plus the relative swing of the boosted
+    regression trees, and P(Candidate_A) = P(share > 1/2) under a Gaussian error whose standard deviation depends
+    on whether the state was polled (the feature before last): without polls the national swing is unknown too.
+    """
+
+    kind: ClassVar[str] = "swing_share"
+    sigma_polled: float = 1.0
+    sigma_unpolled: float = 1.0
+
+    def predict_share(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float64)
+        return np.clip(features[:, 0] + features[:, -1] + self.margin(features), 0.0, 1.0)
+
+    def predict_proba_a(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float64)
+        sigma = np.where(features[:, -2] > 0, self.sigma_polled, self.sigma_unpolled)
+        return normal_cdf((self.predict_share(features) - 0.5) / sigma)
+
+    def explain(self, features: np.ndarray) -> Explanation:
+        """Contributions to the forecast share (before it is clipped to [0, 1])."""
+        features = np.asarray(features, dtype=np.float64)
+        trees = super().explain(features)
+        contributions = trees.contributions.copy()
+        contributions[:, 0] += features[:, 0]
+        contributions[:, -1] += features[:, -1]
+        return Explanation(trees.bias, contributions, "share")
+
+
 CompiledModel = LinearModel | TreeEnsemble
-_KINDS: dict[str, type[LinearModel] | type[TreeEnsemble]] = {cls.kind: cls for cls in (LinearModel, TreeEnsemble)}
+_KINDS: dict[str, type[LinearModel] | type[TreeEnsemble]] = {
+    cls.kind: cls for cls in (LinearModel, TreeEnsemble, SwingModel)
+}
 
 
 def save_compiled_model(model: CompiledModel, path: Path) -> None:
@@ -250,7 +288,7 @@ def load_compiled_model(path: Path) -> CompiledModel:
                 raise ValueError(f"model file {path} lacks the array {field.name!r} of a {kind} model")
             array = archive[field.name]
             values[field.name] = array.item() if array.ndim == 0 else array
-    if cls is TreeEnsemble:
+    if issubclass(cls, TreeEnsemble):
         values["max_depth"] = int(values["max_depth"])
         values["n_features"] = int(values["n_features"])
         values["aggregation"] = str(values["aggregation"])

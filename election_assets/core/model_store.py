@@ -31,6 +31,7 @@ from typing import Any
 
 from election_assets.core.compiled_model import CompiledModel, load_compiled_model
 from election_assets.core.features import FEATURE_NAMES
+from election_assets.core.real_features import REAL_DATA_MODE, REAL_MODEL_COLUMNS
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.npz"
@@ -49,6 +50,11 @@ class StoredModel:
     manifest: dict[str, Any]
     model: CompiledModel
     path: Path
+
+
+def model_columns(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The feature columns a model of this manifest's data mode reads, in order."""
+    return REAL_MODEL_COLUMNS if manifest.get("data_mode") == REAL_DATA_MODE else FEATURE_NAMES
 
 
 def sha256_of(path: Path) -> str:
@@ -207,10 +213,11 @@ class ModelStore:
         if MODEL_FILE not in manifest.get("files", {}):
             raise ModelStoreError(f"version {version!r}: manifest does not list {MODEL_FILE}")
         features = manifest.get("feature_names")
-        if features != list(FEATURE_NAMES):
+        expected = model_columns(manifest)
+        if features != list(expected):
             raise ModelStoreError(
                 f"version {version!r}: manifest feature list does not match this code's feature module "
-                f"({len(features or [])} vs {len(FEATURE_NAMES)} features); retrain or deploy matching code"
+                f"({len(features or [])} vs {len(expected)} features); retrain or deploy matching code"
             )
         try:
             model = load_compiled_model(directory / MODEL_FILE)
@@ -219,6 +226,6 @@ class ModelStore:
             raise ModelStoreError(
                 f"version {version!r}: model file is unreadable: {type(error).__name__}: {error}"
             ) from error
-        if model.n_features != len(FEATURE_NAMES):
+        if model.n_features != len(expected):
             raise ModelStoreError(f"version {version!r}: model expects {model.n_features} features")
         return StoredModel(version=version, manifest=manifest, model=model, path=directory)

@@ -3,7 +3,8 @@
 A real-mode row describes one county before an election: results of the two previous elections (county and
 state), turnout, ERS demographics and, when the state was polled, its poll average. ``real_model_features``
 turns an input matrix (columns ``REAL_INPUT_FIELD_NAMES``) into the model's features (columns
-``REAL_FEATURE_NAMES``) plus the expected state swing the model adds on top (``STATE_SWING``, last column).
+``REAL_FEATURE_NAMES``), then whether the state was polled and the expected state swing the model adds on top
+(``REAL_MODEL_COLUMNS``).
 
 Pure NumPy and row-independent, like ``election_assets.core.features`` for synthetic mode.
 """
@@ -61,13 +62,18 @@ REAL_FEATURE_NAMES: tuple[str, ...] = (
     "unemployment_rate",
     "unemployment_change",
 )
+# Two more model columns after the features: whether the state was polled (it sets the spread of the forecast)
+# and the expected state swing (the polls' swing, or none).
+POLLED = "polled"
 STATE_SWING = "state_swing"
+REAL_MODEL_COLUMNS: tuple[str, ...] = (*REAL_FEATURE_NAMES, POLLED, STATE_SWING)
+REAL_DATA_MODE = "real"
 
 _COLUMN = {name: index for index, name in enumerate(REAL_INPUT_FIELD_NAMES)}
 
 
 def real_model_features(inputs: np.ndarray) -> np.ndarray:
-    """(n, 12 inputs) -> (n, 12 features + state swing). ``poll_dem_share`` may be NaN (not polled)."""
+    """(n, 12 inputs) -> (n, ``REAL_MODEL_COLUMNS``). ``poll_dem_share`` may be NaN (the state was not polled)."""
     inputs = np.asarray(inputs, dtype=np.float64)
 
     def column(name: str) -> np.ndarray:
@@ -91,6 +97,7 @@ def real_model_features(inputs: np.ndarray) -> np.ndarray:
             column("rural_urban_code"),
             column("unemployment_rate"),
             column("unemployment_rate") - column("prev_unemployment_rate"),
+            (~np.isnan(poll_swing)).astype(np.float64),
             np.where(np.isnan(poll_swing), 0.0, poll_swing),
         ]
     )

@@ -18,13 +18,17 @@ CHAMPION_ALIAS = "champion"
 
 
 class ProjectStorage(dg.ConfigurableResource):
-    """Directories for the model store (read by the API) and the drift reports."""
+    """Directories for the model stores (read by the API; one per data mode) and the reports."""
 
     model_store_dir: str
+    real_model_store_dir: str
     reports_dir: str
 
     def model_store(self) -> ModelStore:
         return ModelStore(self.model_store_dir)
+
+    def real_model_store(self) -> ModelStore:
+        return ModelStore(self.real_model_store_dir)
 
     def reports_path(self, *parts: str) -> Path:
         path = Path(self.reports_dir, *parts)
@@ -110,7 +114,11 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
         required_resource_keys={"mlflow_registry"},
     ).configured({"experiment_name": settings.mlflow_experiment, "mlflow_tracking_uri": settings.mlflow_tracking_uri})
     return {
-        "storage": ProjectStorage(model_store_dir=str(settings.model_store_dir), reports_dir=str(settings.reports_dir)),
+        "storage": ProjectStorage(
+            model_store_dir=str(settings.model_store_dir),
+            real_model_store_dir=str(settings.real_model_store_dir),
+            reports_dir=str(settings.reports_dir),
+        ),
         "mlflow_registry": registry,
         "mlflow": tracking,
     }

@@ -19,7 +19,7 @@ import pandas as pd
 from election_assets.core.real_features import (
     REAL_FEATURE_NAMES,
     REAL_INPUT_FIELD_NAMES,
-    STATE_SWING,
+    REAL_MODEL_COLUMNS,
     real_model_features,
 )
 
@@ -44,7 +44,7 @@ DEMOGRAPHIC_INPUTS: dict[str, str] = {
 }
 FEATURE_NAMES = REAL_FEATURE_NAMES
 # Every column a forecast of the year may read: the inputs, the features and the expected state swing.
-KNOWN_BEFORE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REAL_INPUT_FIELD_NAMES, *FEATURE_NAMES, STATE_SWING)))
+KNOWN_BEFORE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REAL_INPUT_FIELD_NAMES, *REAL_MODEL_COLUMNS)))
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "outcome_dem_share",
     "outcome_dem_win",
@@ -159,7 +159,7 @@ def build_election_features(
         frame["poll_dem_share"] = frame["poll_dem_share"].fillna(frame["state_prev_dem_share"] + poll_swing.mean())
         counts["poll_dem_share_from_polled_states"] = counts.pop("missing_poll_dem_share")
     # Features that repeat an input (prev_dem_share, the demographics) are rewritten with the same values.
-    frame[[*FEATURE_NAMES, STATE_SWING]] = real_model_features(frame[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
+    frame[list(REAL_MODEL_COLUMNS)] = real_model_features(frame[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
 
     current = _results(county_returns, year)
     if not current.empty:

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from xgboost import XGBRegressor
 
-from election_assets.core.real_features import STATE_SWING, normal_cdf
+from election_assets.core.real_features import POLLED, STATE_SWING, normal_cdf
 from election_assets.real.features import FEATURE_NAMES
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
@@ -142,13 +142,14 @@ class SwingForecaster:
     trained_through: int
 
     def noise(self, frame: pd.DataFrame) -> NoiseModel:
-        return self.polled_noise if frame["poll_dem_share"].notna().any() else self.unpolled_noise
+        return self.polled_noise if (frame[POLLED] > 0).any() else self.unpolled_noise
 
     def predict_share(self, frame: pd.DataFrame) -> np.ndarray:
         return predict_share(self.relative_swing, frame)
 
     def win_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        return normal_cdf((self.predict_share(frame) - 0.5) / self.noise(frame).total)
+        sigma = np.where(frame[POLLED] > 0, self.polled_noise.total, self.unpolled_noise.total)
+        return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
 
 def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:

@@ -6,16 +6,33 @@ rematerialized or backfilled from the UI; the summary and the forecast read ever
 
 import base64
 import json
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 
 import dagster as dg
 import mlflow
 import numpy as np
 import pandas as pd
 
-from election_assets.defs.lineage import table_output
+from election_assets.core.compiled_model import SwingModel, save_compiled_model
+from election_assets.core.model_store import MODEL_FILE
+from election_assets.core.real_features import (
+    OPTIONAL_REAL_FIELDS,
+    POLLED,
+    REAL_DATA_MODE,
+    REAL_INPUT_FIELD_NAMES,
+    REAL_INPUT_FIELDS,
+    REAL_MODEL_COLUMNS,
+    real_model_features,
+)
+from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B
+from election_assets.defs.lineage import fingerprint, table_output
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
+from election_assets.defs.training.export import compile_swing_model
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
     FORECASTER,
@@ -32,7 +49,7 @@ from election_assets.real.features import (
     build_election_features,
     dem_two_party_share,
 )
-from election_assets.real.forecaster import fit_forecaster
+from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, NoiseModel, SwingForecaster, fit_forecaster
 
 GROUP = "real"
 CODE_VERSION = "1"
@@ -169,11 +186,87 @@ def backtest_summary(
     )
 
 
+def _real_manifest(
+    forecaster: SwingForecaster, train: pd.DataFrame, latest_backtest: pd.DataFrame, run_id: str
+) -> dict:
+    backtest_year = int(latest_backtest["year"].iloc[0])
+    scores = latest_backtest.set_index("model").loc[FORECASTER].dropna()
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        "data_mode": REAL_DATA_MODE,
+        "model_name": FORECASTER,
+        "model_kind": SwingModel.kind,
+        "trained_through": forecaster.trained_through,
+        "training_years": sorted(int(year) for year in train["year"].unique()),
+        "forecast_year": NEXT_ELECTION,
+        "hyperparameters": dict(RELATIVE_SWING_PARAMS),
+        # The method's out-of-sample record: the walk-forward backtest of the latest year in the data.
+        "metrics": {key: float(value) for key, value in scores.items() if key != "year"},
+        "metrics_source": f"walk-forward backtest {backtest_year} (trained on the elections before it)",
+        "noise": {
+            name: {"national": noise.national, "state": noise.state, "county": noise.county, "from": noise.source}
+            for name, noise in (("polled", forecaster.polled_noise), ("unpolled", forecaster.unpolled_noise))
+        },
+        "training_data_fingerprint": fingerprint(train),
+        "training_rows": len(train),
+        "feature_names": list(REAL_MODEL_COLUMNS),
+        "input_schema": [
+            asdict(field) | {"required": field.name not in OPTIONAL_REAL_FIELDS} for field in REAL_INPUT_FIELDS
+        ],
+        "labels": {
+            "positive": CANDIDATE_A,
+            "negative": CANDIDATE_B,
+            CANDIDATE_A: "Democratic",
+            CANDIDATE_B: "Republican",
+        },
+        "source_run": {"dagster_run_id": run_id},
+        "library_versions": {"python": platform.python_version(), "xgboost-cpu": package_version("xgboost-cpu")},
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    ins={"features_by_year": ALL_ELECTIONS, "backtests": dg.AssetIn("walk_forward_backtest")},
+    kinds={"xgboost", "numpy"},
+)
+def real_champion_model(
+    context: dg.AssetExecutionContext,
+    features_by_year: dict[str, pd.DataFrame],
+    backtests: dict[str, pd.DataFrame],
+    storage: ProjectStorage,
+) -> dg.MaterializeResult:
+    """The forecaster trained on every election in the data, compiled to the API's NumPy format and published
+    to the real-mode model store (``ELECTION_REAL_MODEL_STORE``), with the backtest of the latest year as its
+    record. The API serves it with ``ELECTION_API_MODE=real``."""
+    train = training_rows(_by_year(features_by_year), before=NEXT_ELECTION)
+    forecaster = fit_forecaster(train)
+    compiled = compile_swing_model(
+        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
+    )
+    manifest = _real_manifest(forecaster, train, backtests[max(backtests, key=int)], context.run.run_id)
+    version = storage.real_model_store().publish(
+        manifest, lambda directory: save_compiled_model(compiled, directory / MODEL_FILE)
+    )
+    context.log.info(f"real-mode model {version} trained through {forecaster.trained_through} published")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "model_store": dg.MetadataValue.path(str(storage.real_model_store().version_dir(version))),
+            "trained_through": forecaster.trained_through,
+            "training_rows": len(train),
+            "metrics": manifest["metrics"],
+            "metrics_source": manifest["metrics_source"],
+        }
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     code_version=CODE_VERSION,
     ins={"features_by_year": ALL_ELECTIONS},
-    kinds={"xgboost"},
+    deps=[real_champion_model],
+    kinds={"numpy"},
 )
 def next_election_forecast(
     context: dg.AssetExecutionContext,
@@ -181,13 +274,15 @@ def next_election_forecast(
     storage: ProjectStorage,
     mlflow_registry: MlflowRegistry,
 ) -> dg.MaterializeResult:
-    """The next election from every election in the data: county and state win probabilities, and the
-    electoral-vote distribution from simulated correlated outcomes."""
-    by_year = _by_year(features_by_year)
-    forecaster = fit_forecaster(training_rows(by_year, before=NEXT_ELECTION))
-    counties = by_year[NEXT_ELECTION]
-    share = forecaster.predict_share(counties)
-    simulation = simulate_states(counties, share, forecaster.noise(counties))
+    """The next election with the published real-mode model, exactly as the API computes it: county and state
+    win probabilities, and the electoral-vote distribution from simulated correlated outcomes."""
+    champion = storage.real_model_store().load()
+    counties = _by_year(features_by_year)[NEXT_ELECTION]
+    columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
+    share = champion.model.predict_share(columns)
+    noise_parts = champion.manifest["noise"]["polled" if (counties[POLLED] > 0).any() else "unpolled"]
+    noise = NoiseModel(noise_parts["national"], noise_parts["state"], noise_parts["county"], noise_parts["from"])
+    simulation = simulate_states(counties, share, noise)
     dem_votes = simulation.electoral_votes(NEXT_ELECTION)
     directory = storage.reports_path("real", "forecast")
     county_path = directory / f"forecast_county_{NEXT_ELECTION}.csv"
@@ -198,7 +293,7 @@ def next_election_forecast(
             "county_name": counties["county_name"],
             "state_po": counties["state_po"],
             "year": NEXT_ELECTION,
-            "p_candidate_a": forecaster.win_probability(counties),
+            "p_candidate_a": champion.model.predict_proba_a(columns),
             "dem_two_party_share": share,
         }
     ).to_csv(county_path, index=False)
@@ -217,7 +312,12 @@ def next_election_forecast(
     context.log.info(f"{NEXT_ELECTION}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}, EV {electoral}")
     with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}"):
         mlflow.set_tags(
-            {"mode": "real", "forecast_year": str(NEXT_ELECTION), "trained_through": str(forecaster.trained_through)}
+            {
+                "mode": "real",
+                "forecast_year": str(NEXT_ELECTION),
+                "model_version": champion.version,
+                "trained_through": str(champion.manifest["trained_through"]),
+            }
         )
         mlflow.log_metrics({k: v for k, v in electoral.items() if isinstance(v, float)})
         mlflow.log_artifact(str(county_path))
@@ -225,14 +325,11 @@ def next_election_forecast(
     return dg.MaterializeResult(
         metadata={
             "election_year": NEXT_ELECTION,
-            "trained_through": forecaster.trained_through,
+            "model_version": champion.version,
+            "trained_through": champion.manifest["trained_through"],
             "electoral_votes": electoral,
             "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
-            "noise": {
-                "national": forecaster.noise(counties).national,
-                "state": forecaster.noise(counties).state,
-                "county": forecaster.noise(counties).county,
-            },
+            "noise": noise_parts,
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
         }

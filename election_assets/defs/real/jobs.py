@@ -25,6 +25,6 @@ real_backtest = dg.define_asset_job(
 )
 real_forecast = dg.define_asset_job(
     "real_forecast",
-    selection=dg.AssetSelection.assets("backtest_summary", "next_election_forecast"),
-    description="The backtest table and the next-election forecast with its electoral-vote distribution.",
+    selection=dg.AssetSelection.assets("backtest_summary", "real_champion_model", "next_election_forecast"),
+    description="The backtest table, the real-mode model for the API, and the next-election forecast.",
 )

@@ -5,15 +5,16 @@ Runs at training time only (it needs scikit-learn and XGBoost); the API loads th
 """
 
 import json
+from dataclasses import fields
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from xgboost import XGBClassifier
+from xgboost import XGBClassifier, XGBRegressor
 
-from election_assets.core.compiled_model import CompiledModel, LinearModel, TreeEnsemble
+from election_assets.core.compiled_model import CompiledModel, LinearModel, SwingModel, TreeEnsemble
 
 
 def _positive_column(classes: np.ndarray) -> int:
@@ -102,11 +103,20 @@ def _node_means(left: np.ndarray, right: np.ndarray, leaf_value: np.ndarray, cov
     return means
 
 
-def _compile_xgboost(classifier: XGBClassifier) -> TreeEnsemble:
-    _positive_column(classifier.classes_)
-    model = json.loads(classifier.get_booster().save_raw("json"))["learner"]
-    if model["objective"]["name"] != "binary:logistic":
-        raise ValueError(f"unsupported XGBoost objective {model['objective']['name']!r}")
+# The link from XGBoost's base_score to the margin the trees add to, per supported objective.
+_BASE_MARGIN = {
+    "binary:logistic": lambda base_score: float(np.log(base_score / (1.0 - base_score))),
+    "reg:squarederror": float,
+}
+
+
+def _compile_xgboost(estimator: XGBClassifier | XGBRegressor) -> TreeEnsemble:
+    if isinstance(estimator, XGBClassifier):
+        _positive_column(estimator.classes_)
+    model = json.loads(estimator.get_booster().save_raw("json"))["learner"]
+    objective = model["objective"]["name"]
+    if objective not in _BASE_MARGIN:
+        raise ValueError(f"unsupported XGBoost objective {objective!r}")
     base_score = float(json.loads(model["learner_model_param"]["base_score"].replace("E", "e"))[0])
     trees = []
     for tree in model["gradient_booster"]["model"]["trees"]:
@@ -128,7 +138,17 @@ def _compile_xgboost(classifier: XGBClassifier) -> TreeEnsemble:
         trees,
         int(model["learner_model_param"]["num_feature"]),
         aggregation="logit_sum",
-        base_margin=float(np.log(base_score / (1.0 - base_score))),
+        base_margin=_BASE_MARGIN[objective](base_score),
+    )
+
+
+def compile_swing_model(relative_swing: XGBRegressor, sigma_polled: float, sigma_unpolled: float) -> SwingModel:
+    """Real mode's serving form: the relative-swing trees, reading the real features, and the two model columns
+    after them (polled, state swing) that set the spread and the swing added to the previous share."""
+    trees = _compile_xgboost(relative_swing)
+    arrays = {field.name: getattr(trees, field.name) for field in fields(trees)}
+    return SwingModel(
+        **(arrays | {"n_features": trees.n_features + 2}), sigma_polled=sigma_polled, sigma_unpolled=sigma_unpolled
     )
 
 
