@@ -340,3 +340,74 @@ def test_dagster_values_postgres_daemon_and_no_secrets(dagster_values):
     assert dagster_values["rbacEnabled"] is True
     # Only the chart's current component names (dagit was renamed dagsterWebserver in chart 1.3).
     assert "dagit" not in dagster_values and "dagsterWebserver" in dagster_values
+
+
+def _prod_instance() -> dict:
+    return yaml.safe_load((K8S_DIR.parent / "dagster.prod.yaml").read_text())
+
+
+def test_dagster_values_and_prod_instance_launch_the_same_run_pods(dagster_values):
+    """The chart's runLauncher values and dagster.prod.yaml (the same instance without the chart) must not drift:
+    same env, secrets, volumes, mounts, resources and security settings for the run pods."""
+    values = dagster_values["runLauncher"]["config"]["k8sRunLauncher"]
+    prod = _prod_instance()["run_launcher"]["config"]
+    assert [s["name"] for s in values["envSecrets"]] == prod["env_secrets"]
+    assert values["envVars"] == prod["env_vars"]
+    assert values["volumes"] == prod["volumes"]
+    assert values["volumeMounts"] == prod["volume_mounts"]
+    assert values["resources"] == prod["resources"]
+    assert values["securityContext"] == prod["security_context"]
+    assert (
+        values["runK8sConfig"]["podSpecConfig"]["securityContext"]
+        == prod["run_k8s_config"]["pod_spec_config"]["security_context"]
+    )
+    # The chart names these after the release ("dagster") and global values; the file must use the same names.
+    assert prod["instance_config_map"] == "dagster-instance"
+    assert prod["postgres_password_secret"] == dagster_values["global"]["postgresqlSecretName"]
+    assert prod["service_account_name"] == dagster_values["global"]["serviceAccountName"]
+    # The IO manager's storage is on the shared data claim in both (see test_postgres_instance.py).
+    assert (
+        dagster_values["additionalInstanceConfig"]["local_artifact_storage"]
+        == _prod_instance()["local_artifact_storage"]
+    )
+
+
+def test_dagster_values_code_server_does_not_leak_into_runs(dagster_values):
+    """With includeConfigInLaunchedRuns the chart hands the code server's resources and volumes to every run, and
+    dagster-k8s lets them override the run launcher's; it is off, so runLauncher alone shapes the run pods. The code
+    server mounts the model store read-only (the drift sensor reads the champion's version there)."""
+    (deployment,) = dagster_values["dagster-user-deployments"]["deployments"]
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    (mount,) = deployment["volumeMounts"]
+    assert mount["mountPath"] == "/models" and mount["readOnly"] is True
+    claim = volumes[mount["name"]]["persistentVolumeClaim"]
+    assert claim == {"claimName": "election-model-store", "readOnly": True}
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert env["ELECTION_MODEL_STORE"] == mount["mountPath"]
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_let_the_dagster_release_work(overlay):
+    """Run pods (labelled by dagster-k8s itself) and the chart's pods reach each other, and the bundled PostgreSQL,
+    whose Bitnami 8.1.0 chart still uses the old app/release labels, accepts them on 5432."""
+    from dagster_k8s.utils import get_common_labels
+
+    policies = _policies(_docs(overlay))
+
+    def selecting(labels: dict) -> list[dict]:
+        return [s for s in policies.values() if s["podSelector"].get("matchLabels", {}).items() <= labels.items()]
+
+    run_pod = {**get_common_labels(), "app.kubernetes.io/component": "run_worker"}
+    assert any(s.get("ingress") and s.get("egress") for s in selecting(run_pod) if s["podSelector"])
+    postgres_pod = {"app": "postgresql", "release": "dagster", "role": "master"}
+    ingress = [r for s in selecting(postgres_pod) if s["podSelector"] for r in s.get("ingress", [])]
+    assert any(
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "dagster"}}} in r["from"]
+        and r["ports"] == [{"protocol": "TCP", "port": 5432}]
+        for r in ingress
+    ), ingress
+    # The release's pods may send to 5432 (the egress side of the same connection).
+    release_egress = [r for s in selecting(run_pod) for r in s.get("egress", [])]
+    assert any({"protocol": "TCP", "port": 5432} in r.get("ports", []) for r in release_egress)

@@ -18,6 +18,7 @@ from election_assets.core.model_store import ModelStore
 from election_assets_tests.helpers import run_assets
 
 ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_IMAGE = "ghcr.io/election-forecasting/election-forecasting-dagster:0.1.0"
 PG = {"host": os.environ.get("ELECTION_TEST_PG_HOST", "127.0.0.1"), "port": 5432, "user": "postgres"}
 SEARCH = {"config": {"search_iterations": 1, "cv_folds": 2}}
 SMALL = {
@@ -79,6 +80,101 @@ def test_production_run_launcher_config_is_valid_for_dagster_k8s():
     assert result.success, result.errors
 
 
+def _run_pod_job(config: dict, tmp_path: Path) -> dict:
+    """The Kubernetes Job dagster-k8s builds for a run from this launcher config, as the API server would receive it.
+
+    Offline: the launcher is given a kubeconfig naming an unreachable cluster (it only parses it), and nothing is sent.
+    """
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster_k8s.job import construct_dagster_k8s_job
+    from kubernetes.client import ApiClient
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "offline",
+                "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+                "users": [{"name": "offline", "user": {}}],
+            }
+        )
+    )
+    processed = process_config(
+        K8sRunLauncher.config_type(), {**config, "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    )
+    assert processed.success, processed.errors
+    launcher = K8sRunLauncher(**processed.value)
+    origin = JobPythonOrigin(
+        "election_pipeline",
+        RepositoryPythonOrigin(
+            "/opt/venv/bin/python",
+            ModuleCodePointer("election_assets.definitions", "defs", working_directory="/opt/dagster/app"),
+            container_image=DAGSTER_IMAGE,
+        ),
+    )
+    run = dg.DagsterRun(job_name="election_pipeline", run_id=str(uuid.uuid4()), job_code_origin=origin)
+    context = launcher.get_container_context_for_run(run)
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(job_image=DAGSTER_IMAGE, run_launcher=launcher),
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name=f"dagster-run-{run.run_id}",
+        component="run_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
+    )
+    return ApiClient().sanitize_for_serialization(job)
+
+
+def test_run_pod_job_built_from_the_production_launcher(tmp_path):
+    """The run pod: our image, the three shared claims read-write at the paths the settings name, the training
+    resources, non-root, and the label the dagster-release NetworkPolicy selects."""
+    import kubernetes_validate
+
+    from election_assets_tests.deploy_helpers import KUBERNETES_VERSION
+
+    os.environ.setdefault("DAGSTER_K8S_JOB_NAMESPACE", "election")
+    job = _run_pod_job(_production_instance_config()["run_launcher"]["config"], tmp_path)
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == DAGSTER_IMAGE
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == "dagster"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ELECTION_DATA_DIR"] == "/data"
+    assert env["ELECTION_MODEL_STORE"] == "/models" and env["ELECTION_REPORTS_DIR"] == "/reports"
+    assert env["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
+    assert {"secretRef": {"name": "election-mlflow"}} in container["envFrom"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    mounts = {m["mountPath"]: claims[m["name"]] for m in container["volumeMounts"]}
+    assert mounts == {"/models": "election-model-store", "/reports": "election-reports", "/data": "election-data"}
+    assert not any(m.get("readOnly") for m in container["volumeMounts"])
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "4Gi"},
+        "limits": {"cpu": "2", "memory": "8Gi"},
+    }
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_io_manager_storage_is_on_the_run_pods_shared_claim():
+    """Runs are separate pods and drift_check reads cleaned_regions from an earlier run: the default IO manager's
+    directory (<local_artifact_storage>/storage) must be on a claim every run pod mounts, not in a pod's own disk."""
+    config = _production_instance_config()
+    base_dir = Path(config["local_artifact_storage"]["config"]["base_dir"])
+    launcher = config["run_launcher"]["config"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in launcher["volumes"]}
+    on = [m for m in launcher["volume_mounts"] if base_dir.is_relative_to(m["mountPath"])]
+    assert [claims[m["name"]] for m in on] == ["election-data"]
+    instance_config = {"local_artifact_storage": config["local_artifact_storage"]}
+    with dg.instance_for_test(overrides=instance_config) as instance:
+        assert instance.storage_directory() == str(base_dir / "storage")
+
+
 @pytest.fixture(scope="module")
 def postgres_run(databases, new_sandbox, tmp_path_factory):
     sandbox = new_sandbox("postgres")
@@ -90,10 +186,12 @@ def postgres_run(databases, new_sandbox, tmp_path_factory):
         "DAGSTER_PG_PASSWORD": "",
         "DAGSTER_PG_DB": databases["dagster"],
     }
-    # The production file's storage section as is; runs launch in this process instead of as Kubernetes Jobs.
+    # The production file's storage section as is; runs launch in this process instead of as Kubernetes Jobs, and
+    # the IO manager's files go to this test's home instead of the run pods' shared /data claim.
     config = _production_instance_config()
     del config["run_launcher"]
     home = tmp_path_factory.mktemp("dagster_home")
+    config["local_artifact_storage"]["config"]["base_dir"] = str(home)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     sandbox.env.update(pg_env)
     with sandbox.environment(), dg.DagsterInstance.from_config(str(home)) as instance:
@@ -113,8 +211,8 @@ def test_whole_graph_runs_and_is_read_back_from_postgres(postgres_run):
     assert result.success
     (run,) = instance.get_runs(filters=dg.RunsFilter(run_ids=[result.run_id]))
     assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "election_pipeline"
-    assets = postgres_run["sandbox"].definitions().resolve_asset_graph().get_all_asset_keys()
-    for key in assets:
+    job = postgres_run["sandbox"].definitions().resolve_job_def("election_pipeline")
+    for key in job.asset_layer.selected_asset_keys:
         record = instance.fetch_materializations(key, limit=1).records
         assert record and record[0].run_id == result.run_id, key
     check_key = dg.AssetCheckKey(dg.AssetKey("raw_regions"), "raw_regions_schema")
