@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT ?= 8000
 
-.PHONY: demo real test ui serve lint clean install
+.PHONY: demo real test ui serve serve-real lint clean install
 
 install: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
@@ -44,6 +44,10 @@ ui: install
 ## in data/model_store (ELECTION_DATA_DIR / ELECTION_MODEL_STORE move it; see README, Prediction API)
 serve: install
 	PORT=$(PORT) $(BIN)/python -m election_api
+
+## serve-real: the same API in real mode (county rows), serving the model `make real` published in data/real_model_store
+serve-real: install
+	ELECTION_API_MODE=real PORT=$(PORT) $(BIN)/python -m election_api
 
 lint: install
 	$(BIN)/ruff check election_assets election_api election_assets_tests election_api_tests benchmarks

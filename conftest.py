@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: one real materialization of the whole graph on small data, reused by the pipeline tests
-and the API tests (which serve the champion it publishes)."""
+"""Shared pytest fixtures: one real materialization of the whole graph on small data, and one of the real-mode
+graph, each reused by the pipeline tests and the API tests (which serve the models they publish)."""
 
 from __future__ import annotations
 
@@ -99,3 +99,33 @@ def sandbox(tmp_path) -> PipelineSandbox:
 def new_sandbox(tmp_path_factory):
     """Make fresh sandboxes in fixtures wider than one test (module scope)."""
     return lambda name: make_sandbox(tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(tmp_path_factory) -> Iterator[tuple[PipelineSandbox, object]]:
+    """``make real`` once, on a temporary Dagster instance: every real-mode job and partition, in order. Reused by
+    the real-mode pipeline tests and by the API test that serves the model it publishes."""
+    import dagster as dg
+
+    from election_assets.real_mode import run_all
+
+    sandbox = make_sandbox(tmp_path_factory.mktemp("real"))
+    with dg.instance_for_test() as instance, sandbox.environment():
+        run_all(instance, sandbox.definitions())
+        yield sandbox, instance
+
+
+@pytest.fixture(scope="session")
+def next_election_counties():
+    """Real mode's county rows for the next election, built from the shipped files as the pipeline builds them."""
+    from election_assets.real import sources
+    from election_assets.real.features import NEXT_ELECTION, build_election_features
+
+    demographics = ("election_context", "ers_unemployment", "ers_education", "ers_population")
+    return build_election_features(
+        NEXT_ELECTION,
+        sources.tidy_county_returns(sources.read_source("county_returns")).frame,
+        sources.tidy_state_returns(sources.read_source("state_returns")).frame,
+        sources.tidy_state_polls(sources.read_source("state_polls")).frame,
+        sources.tidy_demographics(*(sources.read_source(name) for name in demographics)).frame,
+    ).frame

@@ -145,13 +145,15 @@ def profile_request_path(store: Path, single: bytes) -> None:
 
     from election_api.app import _render
     from election_api.metrics import ApiMetrics
-    from election_api.schemas import decode_single
+    from election_api.schemas import RequestCodec
     from election_api.serving import ModelManager
     from election_api.settings import ApiSettings
 
-    manager = ModelManager(ApiSettings(model_store_dir=store, reports_dir=store / "none"), ApiMetrics())
+    settings = ApiSettings(model_store_dir=store, reports_dir=store / "none")
+    manager = ModelManager(settings, ApiMetrics())
     manager.check()
     served = manager.current
+    decode_single = RequestCodec(settings.data_mode).decode_single
     encoder = msgspec.json.Encoder()
     n = 20_000
     stages = {

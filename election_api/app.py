@@ -46,14 +46,13 @@ from election_api.schemas import (
     Prediction,
     Probabilities,
     ReadyStatus,
+    RequestCodec,
     TopFeature,
-    decode_batch,
-    decode_single,
 )
 from election_api.serving import ModelManager, Poller, ServedModel
 from election_api.settings import ApiSettings
-from election_assets.core.features import FEATURE_NAMES
-from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
+from election_assets.core.data_modes import DataMode
+from election_assets.core.schema import LABELS
 
 log = logging.getLogger("election_api.app")
 
@@ -67,23 +66,29 @@ _CANDIDATE_A, _CANDIDATE_B = LABELS
 # -- OpenAPI: the request bodies are decoded by hand (msgspec, strict), so their schemas are declared here -------
 
 
-def _row_schema() -> Schema:
+def _row_schema(mode: DataMode) -> Schema:
     properties: dict[str, Any] = {}
-    for spec in INPUT_FIELDS:
+    for spec in mode.input_fields:
+        kind = OpenAPIType.INTEGER if spec.kind == "int" else OpenAPIType.NUMBER
+        optional = spec.name in mode.optional_fields
         properties[spec.name] = Schema(
-            type=OpenAPIType.INTEGER if spec.kind == "int" else OpenAPIType.NUMBER,
-            description=spec.description,
+            type=[kind, OpenAPIType.NULL] if optional else kind,
+            description=f"{spec.description} (optional: leave out or send null)" if optional else spec.description,
             minimum=None if spec.exclusive_minimum else spec.minimum,
             exclusive_minimum=spec.minimum if spec.exclusive_minimum else None,
             maximum=spec.maximum,
         )
+    optional_note = f"; optional: {', '.join(sorted(mode.optional_fields))}" if mode.optional_fields else ""
     return Schema(
         title="PredictRequest",
         type=OpenAPIType.OBJECT,
         properties=properties,
-        required=list(INPUT_FIELD_NAMES),
+        required=list(mode.required_field_names),
         additional_properties=False,
-        description="One region's 14 input fields; unknown fields are rejected.",
+        description=(
+            f"One {mode.unit}'s {len(mode.input_fields)} input fields ({mode.name} mode{optional_note}); "
+            "unknown fields are rejected."
+        ),
     )
 
 
@@ -111,14 +116,6 @@ def _error_responses(*codes: int) -> dict[int, ResponseSpec]:
 
 
 ExplainParam = Annotated[bool, Parameter(description="Add the top contributing features of each prediction")]
-TopParam = Annotated[
-    int | None,
-    Parameter(
-        ge=1,
-        le=len(FEATURE_NAMES),
-        description="How many features ?explain=true lists (default ELECTION_API_EXPLAIN_TOP_N, 5)",
-    ),
-]
 
 
 # -- errors --------------------------------------------------------------------------------------------------------
@@ -241,6 +238,7 @@ class ElectionApi(Litestar):
 
 def _render(served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: bool, top_n: int) -> list[Prediction]:
     version = served.version
+    columns = served.mode.model_columns
     confidence = np.maximum(p_a, 1.0 - p_a)
     predictions = [
         Prediction(_CANDIDATE_A if a >= 0.5 else _CANDIDATE_B, c, Probabilities(a, 1.0 - a), version)
@@ -256,10 +254,7 @@ def _render(served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain:
             prediction.explanation = ExplanationOut(
                 explanation.space,
                 bias[i],
-                [
-                    TopFeature(FEATURE_NAMES[j], float(features[i, j]), float(contributions[i, j]))
-                    for j in order[i].tolist()
-                ],
+                [TopFeature(columns[j], float(features[i, j]), float(contributions[i, j])) for j in order[i].tolist()],
             )
     return predictions
 
@@ -279,7 +274,18 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     poller = Poller(manager, settings.reload_interval_seconds)
     max_rows = settings.max_batch_rows
     default_top = settings.explain_top_n
-    row_schema = _row_schema()
+    mode = settings.data_mode
+    codec = RequestCodec(mode)
+    row_schema = _row_schema(mode)
+    # The bound depends on the mode's model columns; handlers resolve the name through signature_namespace.
+    TopParam = Annotated[
+        int | None,
+        Parameter(
+            ge=1,
+            le=len(mode.model_columns),
+            description="How many features ?explain=true lists (default ELECTION_API_EXPLAIN_TOP_N, 5)",
+        ),
+    ]
 
     def serving_model() -> ServedModel:
         served = manager.current  # captured once: the whole request uses this model
@@ -314,6 +320,7 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
         return {
             "name": SERVICE_NAME,
             "version": __version__,
+            "data_mode": mode.name,
             "model_version": served.version if served else None,
             "links": {
                 "health": "/health",
@@ -354,13 +361,14 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     @post(
         "/predict",
         status_code=200,
-        summary="Predict the winner of one region",
-        operation_class=_operation_with_body(row_schema, "One region"),
+        summary=f"Predict the winner of one {mode.unit}",
+        operation_class=_operation_with_body(row_schema, f"One {mode.unit}"),
+        signature_namespace={"TopParam": TopParam},
         responses=_error_responses(400, 413, 415, 422, 503),
     )
     async def predict(request: Request, explain: ExplainParam = False, top: TopParam = None) -> Prediction:
         served = serving_model()
-        inputs = decode_single(await json_body(request))
+        inputs = codec.decode_single(await json_body(request))
         _, (prediction,) = _score(served, inputs, explain, top or default_top)
         metrics.confidence.observe(prediction.confidence)
         return prediction
@@ -378,18 +386,19 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
     @post(
         "/predict/batch",
         status_code=200,
-        summary="Predict many regions in one request",
+        summary=f"Predict many {mode.unit} rows in one request",
         description=(
-            'Body {"rows": [region, ...]} with 1 to ELECTION_API_MAX_BATCH_ROWS rows; answer '
+            f'Body {{"rows": [{mode.unit}, ...]}} with 1 to ELECTION_API_MAX_BATCH_ROWS rows; answer '
             '{"predictions": [...in request order...], "model_version": ..., "count": n}. '
             "Every row is scored by the same model."
         ),
         operation_class=_operation_with_body(batch_schema, "Rows to score"),
+        signature_namespace={"TopParam": TopParam},
         responses=_error_responses(400, 413, 415, 422, 503),
     )
     async def predict_batch(request: Request, explain: ExplainParam = False, top: TopParam = None) -> BatchPrediction:
         served = serving_model()
-        inputs = decode_batch(await json_body(request), max_rows)
+        inputs = codec.decode_batch(await json_body(request), max_rows)
         top_n = top or default_top
         if len(inputs) >= THREAD_OFFLOAD_ROWS:
             p_a, predictions = await asyncio.to_thread(_score, served, inputs, explain, top_n)

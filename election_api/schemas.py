@@ -1,6 +1,7 @@
 """Request and response models (msgspec Structs) and the decoding of request bodies into clear 4xx errors.
 
-The request model is generated from ``INPUT_FIELDS``, so the valid ranges live in one place (``core.schema``).
+The request models are generated from the data mode's input fields, so the valid ranges live in one place
+(``core.schema`` for synthetic mode, ``core.real_features`` for real mode).
 Unknown fields are rejected (``forbid_unknown_fields=True``): a misspelt field name is an error, not a silently
 ignored value.
 """
@@ -15,10 +16,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS, InputField
+from election_assets.core.data_modes import SYNTHETIC_MODE, DataMode
+from election_assets.core.schema import InputField
 
 
-def _annotation(spec: InputField) -> Any:
+def _field(spec: InputField, optional: bool) -> tuple[Any, ...]:
     # JSON has one number type, and JSON Schema's "integer" (what the OpenAPI document says) includes 52000.0: an
     # integer field is decoded as a float, so 52000 and 52000.0 are both accepted, and ``_matrix`` rejects a
     # fractional part. A strictly positive integer is one >= floor(minimum) + 1.
@@ -30,22 +32,26 @@ def _annotation(spec: InputField) -> Any:
             constraints["gt" if spec.exclusive_minimum else "ge"] = float(spec.minimum)
     if spec.maximum is not None:
         constraints["le"] = float(spec.maximum)
-    return Annotated[float, msgspec.Meta(description=spec.description, **constraints)]
+    number = Annotated[float, msgspec.Meta(description=spec.description, **constraints)]
+    return (spec.name, number | None, None) if optional else (spec.name, number)
 
 
-PredictRequest = msgspec.defstruct(
-    "PredictRequest",
-    [(spec.name, _annotation(spec)) for spec in INPUT_FIELDS],
-    forbid_unknown_fields=True,
-    module=__name__,
-)
-PredictRequest.__doc__ = "One region's 14 input fields (SPEC section 3). Unknown fields are rejected."
-
-
-class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Up to ``ELECTION_API_MAX_BATCH_ROWS`` regions; at least one."""
-
-    rows: list[PredictRequest]  # type: ignore[valid-type]
+def request_types(mode: DataMode) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
+    """The strict request Structs of a data mode: one row, and ``{"rows": [row, ...]}``."""
+    prefix = "" if mode is SYNTHETIC_MODE else mode.name.capitalize()
+    row = msgspec.defstruct(
+        f"{prefix}PredictRequest",
+        [_field(spec, spec.name in mode.optional_fields) for spec in mode.input_fields],
+        forbid_unknown_fields=True,
+        kw_only=True,
+        module=__name__,
+    )
+    row.__doc__ = f"One {mode.unit}'s input fields ({mode.name} mode). Unknown fields are rejected."
+    batch = msgspec.defstruct(
+        f"{prefix}BatchRequest", [("rows", list[row])], forbid_unknown_fields=True, module=__name__
+    )
+    batch.__doc__ = "Up to ``ELECTION_API_MAX_BATCH_ROWS`` rows; at least one."
+    return row, batch
 
 
 class Probabilities(msgspec.Struct):
@@ -90,7 +96,11 @@ class ModelInfo(msgspec.Struct):
     trained_at: str | None
     loaded_at: str
     data_mode: str | None
+    trained_through: int | None  # real mode: the last election year the model learned from
+    training_years: list[int] | None
+    forecast_year: int | None
     metrics: dict[str, float | None] | None  # NaN (e.g. ROC AUC on one class) is encoded as null
+    metrics_source: str | None  # real mode: the metrics are the walk-forward backtest of the latest year
     cv_metrics: dict[str, float | None] | None
     bayes: dict[str, Any] | None
     feature_names: list[str] | None
@@ -115,6 +125,7 @@ class ReadyStatus(msgspec.Struct):
     """``GET /ready`` (200 when a model is loaded, 503 otherwise) and the answer of ``POST /admin/reload``."""
 
     status: Literal["ready", "not_ready"]
+    data_mode: str  # ELECTION_API_MODE: the input contract this server accepts
     model_version: str | None
     loaded_at: str | None
     last_check_at: str | None
@@ -152,29 +163,11 @@ class ApiError(Exception):
         return f"{self.status_code}: {self.detail}"
 
 
-_INT_COLUMNS = [index for index, spec in enumerate(INPUT_FIELDS) if spec.kind == "int"]
-_INT_FIELDS = frozenset(INPUT_FIELD_NAMES[index] for index in _INT_COLUMNS)
-_SINGLE_DECODER = msgspec.json.Decoder(PredictRequest)
-_BATCH_DECODER = msgspec.json.Decoder(BatchRequest)
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
 _NAMED_FIELD = re.compile(r"(missing required field|contains unknown field) `(?P<name>[^`]*)`")
 _BYTE = re.compile(r"\(byte (?P<offset>\d+)\)")
 _LAST_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:\s*$')
 _NON_FINITE = re.compile(rb"-?(?:NaN|Infinity|nan|inf)", re.I)
-
-
-def _validation_error(error: msgspec.ValidationError) -> ApiError:
-    match = _AT.match(str(error))
-    assert match is not None
-    reason, path = match["reason"], match["path"] or "$"
-    named = _NAMED_FIELD.search(reason)
-    if named:
-        path = f"{path}.{named['name']}"
-    if path.rsplit(".", 1)[-1] in _INT_FIELDS:  # decoded as floats (see _annotation), reported as the ints they are
-        reason = reason.replace("Expected `float`", "Expected `int`", 1)
-    if reason == "Number out of range":
-        reason = "Number out of range: must be a finite number within the field's range"
-    return ApiError(422, "request body failed validation", [FieldError(path, reason)])
 
 
 def _malformed(body: bytes, error: msgspec.DecodeError, batch: bool) -> ApiError:
@@ -200,68 +193,100 @@ def _malformed(body: bytes, error: msgspec.DecodeError, batch: bool) -> ApiError
     return ApiError(400, "malformed JSON", [FieldError(path, reason)])
 
 
-def _overflow(rows: list[Any], batch: bool) -> ApiError:
-    for index, row in enumerate(rows):
-        for name in INPUT_FIELD_NAMES:
-            try:
-                finite = np.isfinite(float(getattr(row, name)))
-            except OverflowError:
-                finite = False
-            if not finite:
-                path = f"$.rows[{index}].{name}" if batch else f"$.{name}"
-                return ApiError(422, "request body failed validation", [FieldError(path, "Number too large")])
-    return ApiError(422, "request body failed validation", [FieldError("$", "Number too large")])
+def _field_path(batch: bool, index: int, name: str) -> str:
+    return f"$.rows[{index}].{name}" if batch else f"$.{name}"
 
 
-def _matrix(rows: list[Any], batch: bool) -> np.ndarray:
-    try:
-        matrix = np.array([msgspec.structs.astuple(row) for row in rows], dtype=np.float64)
-    except OverflowError:
-        raise _overflow(rows, batch) from None
-    if not np.isfinite(matrix).all():
-        raise _overflow(rows, batch)
-    matrix = matrix.reshape(len(rows), len(INPUT_FIELD_NAMES))
-    fractional = matrix[:, _INT_COLUMNS] % 1.0 != 0.0
-    if fractional.any():
-        index, column = (int(i) for i in np.argwhere(fractional)[0])
-        name = INPUT_FIELD_NAMES[_INT_COLUMNS[column]]
-        value = float(matrix[index, _INT_COLUMNS[column]])
-        path = f"$.rows[{index}].{name}" if batch else f"$.{name}"
-        reason = f"Expected `int`, got `float` with a fractional part ({value!r}); 52000 and 52000.0 are accepted"
-        raise ApiError(422, "request body failed validation", [FieldError(path, reason)])
-    return matrix
+class RequestCodec:
+    """Decodes the request bodies of one data mode into ``(n, fields)`` input matrices, or raises ``ApiError``.
 
+    An optional field that is absent (or null) becomes NaN, which the mode's feature function understands.
+    """
 
-def decode_single(body: bytes) -> np.ndarray:
-    """The (1, 14) input matrix of a ``PredictRequest`` body, or an ``ApiError``."""
-    try:
-        row = _SINGLE_DECODER.decode(body)
-    except msgspec.ValidationError as error:
-        raise _validation_error(error) from None
-    except msgspec.DecodeError as error:
-        raise _malformed(body, error, batch=False) from None
-    return _matrix([row], batch=False)
+    def __init__(self, mode: DataMode):
+        self.mode = mode
+        self.field_names = mode.input_field_names
+        self.row_type, self.batch_type = request_types(mode)
+        self._single = msgspec.json.Decoder(self.row_type)
+        self._batch = msgspec.json.Decoder(self.batch_type)
+        self._int_columns = [index for index, spec in enumerate(mode.input_fields) if spec.kind == "int"]
+        self._int_fields = frozenset(self.field_names[index] for index in self._int_columns)
+        self._required_columns = [
+            index for index, name in enumerate(self.field_names) if name not in mode.optional_fields
+        ]
 
+    def decode_single(self, body: bytes) -> np.ndarray:
+        """The (1, fields) input matrix of one row's body."""
+        return self._matrix([self._decode(self._single, body, batch=False)], batch=False)
 
-def decode_batch(body: bytes, max_rows: int) -> np.ndarray:
-    try:
-        request = _BATCH_DECODER.decode(body)
-    except msgspec.ValidationError as error:
-        raise _validation_error(error) from None
-    except msgspec.DecodeError as error:
-        raise _malformed(body, error, batch=True) from None
-    rows = request.rows
-    if not rows:
-        raise ApiError(422, "empty batch", [FieldError("$.rows", "at least one row is required")])
-    if len(rows) > max_rows:
-        raise ApiError(
-            413,
-            "batch too large",
-            [FieldError("$.rows", f"{len(rows)} rows exceed the limit of {max_rows} (ELECTION_API_MAX_BATCH_ROWS)")],
-        )
-    return _matrix(rows, batch=True)
+    def decode_batch(self, body: bytes, max_rows: int) -> np.ndarray:
+        rows = self._decode(self._batch, body, batch=True).rows
+        if not rows:
+            raise ApiError(422, "empty batch", [FieldError("$.rows", "at least one row is required")])
+        if len(rows) > max_rows:
+            raise ApiError(
+                413,
+                "batch too large",
+                [
+                    FieldError(
+                        "$.rows", f"{len(rows)} rows exceed the limit of {max_rows} (ELECTION_API_MAX_BATCH_ROWS)"
+                    )
+                ],
+            )
+        return self._matrix(rows, batch=True)
 
+    def _decode(self, decoder: msgspec.json.Decoder, body: bytes, batch: bool) -> Any:
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError as error:
+            raise self._validation_error(error) from None
+        except msgspec.DecodeError as error:
+            raise _malformed(body, error, batch) from None
 
-def winner_of(p_a: float) -> str:
-    # Same rule as the training metrics: Candidate_A when P(A) >= 0.5.
-    return LABELS[0] if p_a >= 0.5 else LABELS[1]
+    def _validation_error(self, error: msgspec.ValidationError) -> ApiError:
+        match = _AT.match(str(error))
+        assert match is not None
+        reason, path = match["reason"], match["path"] or "$"
+        named = _NAMED_FIELD.search(reason)
+        if named:
+            path = f"{path}.{named['name']}"
+        if path.rsplit(".", 1)[-1] in self._int_fields:  # decoded as floats (see _field), reported as ints
+            reason = reason.replace("Expected `float`", "Expected `int`", 1)
+        if reason == "Number out of range":
+            reason = "Number out of range: must be a finite number within the field's range"
+        return ApiError(422, "request body failed validation", [FieldError(path, reason)])
+
+    def _overflow(self, rows: list[Any], batch: bool) -> ApiError:
+        for index, row in enumerate(rows):
+            for name in self.field_names:
+                value = getattr(row, name)
+                if value is None:  # an optional field left out
+                    continue
+                try:
+                    finite = np.isfinite(float(value))
+                except OverflowError:
+                    finite = False
+                if not finite:
+                    return ApiError(
+                        422,
+                        "request body failed validation",
+                        [FieldError(_field_path(batch, index, name), "Number too large")],
+                    )
+        return ApiError(422, "request body failed validation", [FieldError("$", "Number too large")])
+
+    def _matrix(self, rows: list[Any], batch: bool) -> np.ndarray:
+        try:  # None (an optional field left out) becomes NaN
+            matrix = np.array([msgspec.structs.astuple(row) for row in rows], dtype=np.float64)
+        except OverflowError:
+            raise self._overflow(rows, batch) from None
+        matrix = matrix.reshape(len(rows), len(self.field_names))
+        if not np.isfinite(matrix[:, self._required_columns]).all() or np.isinf(matrix).any():
+            raise self._overflow(rows, batch)
+        fractional = matrix[:, self._int_columns] % 1.0 != 0.0
+        if fractional.any():
+            index, column = (int(i) for i in np.argwhere(fractional)[0])
+            name = self.field_names[self._int_columns[column]]
+            value = float(matrix[index, self._int_columns[column]])
+            reason = f"Expected `int`, got `float` with a fractional part ({value!r}); 52000 and 52000.0 are accepted"
+            raise ApiError(422, "request body failed validation", [FieldError(_field_path(batch, index, name), reason)])
+        return matrix

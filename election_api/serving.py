@@ -25,9 +25,8 @@ from election_api.metrics import ApiMetrics
 from election_api.schemas import ModelInfo
 from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel
-from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.data_modes import DataMode, data_mode_of
 from election_assets.core.model_store import ModelStore, ModelStoreError
-from election_assets.core.schema import INPUT_FIELDS
 
 log = logging.getLogger("election_api.model")
 
@@ -41,13 +40,14 @@ class ServedModel:
     version: str
     manifest: dict[str, Any]
     model: CompiledModel
+    mode: DataMode
     loaded_at: str
     accuracy: float
     info_json: bytes  # the /model/info body, encoded once at load time
 
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(features, P(Candidate_A)) for an (n, 14) input matrix."""
-        features = engineer_features(inputs)
+        """(model columns, P(Candidate_A)) for an input matrix of the mode's fields."""
+        features = self.mode.features(inputs)
         return features, self.model.predict_proba_a(features)
 
 
@@ -59,7 +59,11 @@ def model_info(version: str, manifest: dict[str, Any], loaded_at: str) -> dict[s
         "trained_at": manifest.get("created_at"),
         "loaded_at": loaded_at,
         "data_mode": manifest.get("data_mode"),
+        "trained_through": manifest.get("trained_through"),
+        "training_years": manifest.get("training_years"),
+        "forecast_year": manifest.get("forecast_year"),
         "metrics": manifest.get("metrics"),
+        "metrics_source": manifest.get("metrics_source"),
         "cv_metrics": manifest.get("cv_metrics"),
         "bayes": manifest.get("bayes"),
         "feature_names": manifest.get("feature_names"),
@@ -75,24 +79,30 @@ def model_info(version: str, manifest: dict[str, Any], loaded_at: str) -> dict[s
     }
 
 
-def _smoke_inputs() -> np.ndarray:
+def _smoke_inputs(mode: DataMode) -> np.ndarray:
     # A valid row in the middle of every range: a model that cannot score it must not be served.
     values = []
-    for spec in INPUT_FIELDS:
+    for spec in mode.input_fields:
         low = spec.minimum if spec.minimum is not None else 0.0
         high = spec.maximum if spec.maximum is not None else max(low * 2.0, 1000.0)
         values.append((low + high) / 2.0 if low + high != 0 else 0.0)
     return np.asarray([values], dtype=np.float64)
 
 
-def build_served_model(store: ModelStore, version: str) -> ServedModel:
+def build_served_model(store: ModelStore, version: str, mode: DataMode) -> ServedModel:
     stored = store.load(version)
+    trained_on = data_mode_of(stored.manifest)
+    if trained_on is not mode:
+        raise ModelStoreError(
+            f"version {version!r} is a {trained_on.name}-mode model and this API serves {mode.name} mode: "
+            f"set ELECTION_API_MODE={trained_on.name}, or point the API at a {mode.name}-mode model store"
+        )
     accuracy = stored.manifest.get("metrics", {}).get("accuracy")
     try:
         accuracy = float(accuracy)
     except (TypeError, ValueError):
         raise ModelStoreError(f"version {version!r}: manifest metrics.accuracy is missing or not a number") from None
-    features = engineer_features(_smoke_inputs())
+    features = mode.features(_smoke_inputs(mode))
     try:
         probability = stored.model.predict_proba_a(features)
         stored.model.explain(features)
@@ -100,14 +110,14 @@ def build_served_model(store: ModelStore, version: str) -> ServedModel:
         raise ModelStoreError(f"version {version!r}: model cannot score a valid row: {error}") from error
     if probability.shape != (1,) or not np.all((probability >= 0.0) & (probability <= 1.0)):
         raise ModelStoreError(f"version {version!r}: model returned an invalid probability {probability!r}")
-    if len(FEATURE_NAMES) != stored.model.n_features:
+    if len(mode.model_columns) != stored.model.n_features:
         raise ModelStoreError(f"version {version!r}: model expects {stored.model.n_features} features")
     loaded_at = _now()
     try:  # the /model/info body, checked against its documented schema once, at load time
         info = msgspec.json.encode(msgspec.convert(model_info(stored.version, stored.manifest, loaded_at), ModelInfo))
     except msgspec.ValidationError as error:
         raise ModelStoreError(f"version {version!r}: manifest does not fit /model/info: {error}") from None
-    return ServedModel(stored.version, stored.manifest, stored.model, loaded_at, accuracy, info)
+    return ServedModel(stored.version, stored.manifest, stored.model, mode, loaded_at, accuracy, info)
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,7 @@ class ModelManager:
                 if current is not None and current.version == version:
                     self._clear_error()
                     return False
-                served = build_served_model(self.store, version)
+                served = build_served_model(self.store, version, self.settings.data_mode)
             except Exception as error:  # noqa: BLE001 - any failure keeps the current model serving
                 self._record_failure(version, error)
                 return False
@@ -197,15 +207,16 @@ class ModelManager:
 
     def refresh_drift(self) -> None:
         path = self.settings.drift_report_path
+        if path is None:  # real mode: no drift report, its walk-forward backtest is what watches the model
+            self._no_drift_report()
+            return
         try:
             report = json.loads(path.read_text())
             detected = report["dataset_drift"]
             if not isinstance(detected, bool):
                 raise ValueError("dataset_drift is not a boolean")
         except FileNotFoundError:
-            self.drift = None
-            self.metrics.drift.set(0)
-            self.metrics.drift_report_available.set(0)
+            self._no_drift_report()
             return
         except (OSError, ValueError, KeyError, TypeError) as error:
             if self.drift is None or self.drift.get("error") != str(error):
@@ -222,6 +233,11 @@ class ModelManager:
         self.metrics.drift.set(1 if detected else 0)
         self.metrics.drift_report_available.set(1)
 
+    def _no_drift_report(self) -> None:
+        self.drift = None
+        self.metrics.drift.set(0)
+        self.metrics.drift_report_available.set(0)
+
     def poll_once(self) -> bool:
         swapped = self.check()
         self.refresh_drift()
@@ -232,6 +248,7 @@ class ModelManager:
         error = self.last_error
         return {
             "status": "ready" if current is not None else "not_ready",
+            "data_mode": self.settings.data_mode.name,
             "model_version": current.version if current else None,
             "loaded_at": current.loaded_at if current else None,
             "last_check_at": self.last_check_at,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from election_assets.core.data_modes import DATA_MODES, SYNTHETIC_MODE, DataMode
 from election_assets.core.env import SettingsError, default_data_dir, env_number, env_path
 
 __all__ = ["ApiSettings", "SettingsError"]
@@ -18,6 +19,7 @@ _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 class ApiSettings:
     model_store_dir: Path
     reports_dir: Path
+    data_mode: DataMode = SYNTHETIC_MODE
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch_rows: int = 10_000
@@ -29,8 +31,9 @@ class ApiSettings:
     access_log: bool = True
 
     @property
-    def drift_report_path(self) -> Path:
-        return self.reports_dir / "drift" / "latest.json"
+    def drift_report_path(self) -> Path | None:
+        """The synthetic pipeline's latest drift report; real mode has none."""
+        return self.reports_dir / "drift" / "latest.json" if self.data_mode is SYNTHETIC_MODE else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -70,10 +73,22 @@ class ApiSettings:
         host = raw("HOST") or "127.0.0.1"
         if any(ch.isspace() for ch in host):
             raise SettingsError(f"HOST={host!r} must be a host name or IP address without spaces")
+        mode_name = (raw("ELECTION_API_MODE") or SYNTHETIC_MODE.name).lower()
+        if mode_name not in DATA_MODES:
+            raise SettingsError(
+                f"ELECTION_API_MODE={raw('ELECTION_API_MODE')!r} must be one of {', '.join(DATA_MODES)}"
+            )
+        data_mode = DATA_MODES[mode_name]
         data_dir = path("ELECTION_DATA_DIR", default_data_dir())
+        # Each mode follows the store its pipeline publishes to (the same variables as election_assets.settings).
+        if data_mode is SYNTHETIC_MODE:
+            model_store_dir = path("ELECTION_MODEL_STORE", data_dir / "model_store")
+        else:
+            model_store_dir = path("ELECTION_REAL_MODEL_STORE", data_dir / "real_model_store")
         return cls(
-            model_store_dir=path("ELECTION_MODEL_STORE", data_dir / "model_store"),
+            model_store_dir=model_store_dir,
             reports_dir=path("ELECTION_REPORTS_DIR", data_dir / "reports"),
+            data_mode=data_mode,
             host=host,
             port=integer("PORT", 8000, 1, 65535),
             max_batch_rows=integer("ELECTION_API_MAX_BATCH_ROWS", 10_000, 1, 10_000_000),

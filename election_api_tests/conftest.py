@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,14 @@ from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel, save_compiled_model
 from election_assets.core.features import FEATURE_NAMES, engineer_features
 from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore
+from election_assets.core.real_features import (
+    REAL_DATA_MODE,
+    REAL_FEATURE_NAMES,
+    REAL_INPUT_FIELD_NAMES,
+    REAL_INPUT_FIELDS,
+    REAL_MODEL_COLUMNS,
+    real_model_features,
+)
 from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
 
 VALID_ROW: dict[str, float] = {
@@ -119,6 +127,90 @@ def publish(
         trained.test_frame[["region_id", *INPUT_FIELD_NAMES, "winner"]].to_csv(directory / HOLDOUT_FILE, index=False)
 
     return ModelStore(store_dir).publish(manifest, write_artifacts, make_latest=make_latest)
+
+
+class RealModel:
+    """A small real-mode (county) model, compiled the way ``real_champion_model`` compiles the forecaster, and
+    county rows to score, half of them in states without polls."""
+
+    def __init__(self) -> None:
+        from xgboost import XGBRegressor
+
+        from election_assets.defs.training.export import compile_swing_model
+
+        rng = np.random.default_rng(7)
+        n = 2_000
+
+        def share(low: float = 0.2, high: float = 0.8) -> np.ndarray:
+            return rng.uniform(low, high, n)
+
+        columns = {
+            "prev_dem_share": share(),
+            "prev2_dem_share": share(),
+            "state_prev_dem_share": share(0.35, 0.65),
+            "state_prev2_dem_share": share(0.35, 0.65),
+            "prev_total_votes": rng.integers(1_000, 500_000, n).astype(float),
+            "prev2_total_votes": rng.integers(1_000, 500_000, n).astype(float),
+            "bachelor_rate": share(0.05, 0.6),
+            "less_hs_rate": share(0.05, 0.3),
+            "rural_urban_code": rng.integers(1, 10, n).astype(float),
+            "unemployment_rate": rng.uniform(2.0, 12.0, n),
+            "prev_unemployment_rate": rng.uniform(2.0, 12.0, n),
+            "poll_dem_share": np.where(rng.random(n) < 0.5, share(0.4, 0.6), np.nan),
+        }
+        self.inputs = np.column_stack([columns[name] for name in REAL_INPUT_FIELD_NAMES])
+        model_columns = real_model_features(self.inputs)
+        features = model_columns[:, : len(REAL_FEATURE_NAMES)]
+        relative_swing = (
+            0.1 * (features[:, REAL_FEATURE_NAMES.index("bachelor_rate")] - 0.3)
+            - 0.3 * features[:, REAL_FEATURE_NAMES.index("prev_swing_vs_state")]
+        )
+        regressor = XGBRegressor(n_estimators=20, max_depth=3, learning_rate=0.3, n_jobs=1).fit(
+            features, relative_swing
+        )
+        self.model = compile_swing_model(regressor, sigma_polled=0.03, sigma_unpolled=0.06)
+
+    def rows(self, count: int | None = None) -> list[dict[str, float | None]]:
+        """JSON rows: an unpolled state's ``poll_dem_share`` is left out."""
+        return [
+            {
+                name: (int(value) if spec.kind == "int" else float(value))
+                for name, spec, value in zip(REAL_INPUT_FIELD_NAMES, REAL_INPUT_FIELDS, row, strict=True)
+                if not np.isnan(value)
+            }
+            for row in self.inputs[:count]
+        ]
+
+    def probability(self, inputs: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba_a(real_model_features(inputs))
+
+
+@pytest.fixture(scope="session")
+def real_model() -> RealModel:
+    return RealModel()
+
+
+def publish_real(store_dir: Path, model: CompiledModel, *, trained_through: int = 2020) -> str:
+    """Publish a real-mode model with the manifest fields ``real_champion_model`` writes."""
+    manifest = {
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "data_mode": REAL_DATA_MODE,
+        "model_name": "swing_forecaster",
+        "model_kind": model.kind,
+        "trained_through": trained_through,
+        "training_years": list(range(2008, trained_through + 1, 4)),
+        "forecast_year": trained_through + 4,
+        "metrics": {"accuracy": 0.97, "brier": 0.02, "log_loss": 0.06},
+        "metrics_source": f"walk-forward backtest {trained_through} (trained on the elections before it)",
+        "training_data_fingerprint": "test",
+        "training_rows": 2000,
+        "feature_names": list(REAL_MODEL_COLUMNS),
+        "input_schema": [asdict(spec) for spec in REAL_INPUT_FIELDS],
+        "labels": {"positive": LABELS[0], "negative": LABELS[1]},
+        "source_run": {"dagster_run_id": "test"},
+        "library_versions": {},
+    }
+    return ModelStore(store_dir).publish(manifest, lambda directory: save_compiled_model(model, directory / MODEL_FILE))
 
 
 def write_drift(reports_dir: Path, drift: bool) -> None:

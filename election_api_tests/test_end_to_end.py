@@ -1,9 +1,11 @@
-"""End to end: the API serving the champion the real pipeline published reproduces the manifest's accuracy."""
+"""End to end: the API serving the models the real pipelines published, in synthetic mode (it reproduces the
+manifest's held-out accuracy) and in real mode (it reproduces the county forecast file)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 from litestar.testing import TestClient
@@ -52,3 +54,35 @@ def test_api_accuracy_on_the_holdout_equals_the_manifest(materialized_pipeline):
         assert f"election_model_accuracy {float(manifest['metrics']['accuracy'])!r}" in text
         drift = json.loads((pipeline_settings.reports_dir / "drift" / "latest.json").read_text())
         assert f"election_drift_detected {1.0 if drift['dataset_drift'] else 0.0}" in text
+
+
+def test_api_in_real_mode_reproduces_the_published_county_forecast(real_pipeline, next_election_counties):
+    """``make real`` then ``make serve-real``: the API answers the next election's counties exactly as the
+    forecast file the pipeline wrote with the same published model."""
+    import pandas as pd
+
+    from election_assets.core.data_modes import REAL_MODE
+    from election_assets.real.features import NEXT_ELECTION
+
+    sandbox, _ = real_pipeline
+    pipeline_settings = sandbox.settings()
+    settings = ApiSettings.from_env(sandbox.env | {"ELECTION_API_MODE": "real"})
+    assert settings.data_mode is REAL_MODE and settings.model_store_dir == pipeline_settings.real_model_store_dir
+    inputs = next_election_counties[list(REAL_MODE.input_field_names)]
+    rows = [{name: value for name, value in row.items() if pd.notna(value)} for row in inputs.to_dict("records")]
+    with TestClient(create_app(replace(settings, reload_interval_seconds=3600.0, access_log=False))) as client:
+        info = client.get("/model/info").json()
+        assert (info["data_mode"], info["trained_through"], info["forecast_year"]) == ("real", 2020, NEXT_ELECTION)
+        response = client.post("/predict/batch", json={"rows": rows})
+        assert response.status_code == 200, response.text[:500]
+        served = [p["probabilities"]["Candidate_A"] for p in response.json()["predictions"]]
+        step = max(1, len(rows) // 100)
+        for index in range(0, len(rows), step):
+            assert client.post("/predict", json=rows[index]).json()["probabilities"]["Candidate_A"] == served[index]
+    forecast = pd.read_csv(
+        pipeline_settings.reports_dir / "real" / "forecast" / f"forecast_county_{NEXT_ELECTION}.csv",
+        dtype={"county_fips": str},
+        float_precision="round_trip",
+    ).set_index("county_fips")
+    assert len(rows) == len(forecast) > 3_000
+    assert forecast.loc[next_election_counties["county_fips"], "p_candidate_a"].tolist() == served

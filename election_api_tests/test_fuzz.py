@@ -2,10 +2,11 @@
 requests generated from the schema; no 5xx, and every response (status, content type, headers, body) conforms
 to what the schema documents.
 
-Two real apps are fuzzed: one serving a champion (with the admin route enabled) and one whose model store is
-empty, so the documented 503 answers are checked too. The suite runs a bounded number of examples per route and
-mode (``ELECTION_FUZZ_MAX_EXAMPLES``, default 25); ``scripts/fuzz_api.py`` runs the same tests longer, in-process
-or against a real uvicorn port (``ELECTION_FUZZ_LIVE=1``).
+Three real apps are fuzzed: one serving a champion (with the admin route enabled), one whose model store is
+empty, so the documented 503 answers are checked too, and one in real mode (its prediction routes). The suite
+runs a bounded number of examples per route and mode (``ELECTION_FUZZ_MAX_EXAMPLES``, default 25);
+``scripts/fuzz_api.py`` runs the same tests longer, in-process or against a real uvicorn port
+(``ELECTION_FUZZ_LIVE=1``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from schemathesis.checks import not_a_server_error
 
 from election_api.app import create_app
 from election_api.settings import ApiSettings
-from election_api_tests.conftest import LiveServer, TrainedModels, publish
+from election_api_tests.conftest import LiveServer, RealModel, TrainedModels, publish, publish_real
+from election_assets.core.data_modes import REAL_MODE, SYNTHETIC_MODE, DataMode
 
 MAX_EXAMPLES = int(os.environ.get("ELECTION_FUZZ_MAX_EXAMPLES", "25"))
 LIVE = os.environ.get("ELECTION_FUZZ_LIVE", "") == "1"
@@ -45,9 +47,10 @@ def _schema(settings_: ApiSettings) -> Iterator[schemathesis.BaseSchema]:
         yield schemathesis.openapi.from_asgi("/schema/openapi.json", create_app(settings_), config=_CONFIG)
 
 
-def _settings(root: Path, store: Path) -> ApiSettings:
+def _settings(root: Path, store: Path, data_mode: DataMode = SYNTHETIC_MODE) -> ApiSettings:
     return ApiSettings(
         model_store_dir=store,
+        data_mode=data_mode,
         reports_dir=root / "reports",
         reload_interval_seconds=3600.0,
         access_log=False,
@@ -63,6 +66,14 @@ def serving_schema(tmp_path_factory, trained: TrainedModels) -> Iterator[schemat
     store = root / "model_store"
     publish(store, trained.trees, trained, name="xgboost")  # a tree ensemble: explanations via tree paths
     yield from _schema(_settings(root, store))
+
+
+@pytest.fixture(scope="module")
+def real_serving_schema(tmp_path_factory, real_model: RealModel) -> Iterator[schemathesis.BaseSchema]:
+    root = tmp_path_factory.mktemp("fuzz-real")
+    store = root / "real_model_store"
+    publish_real(store, real_model.model)
+    yield from _schema(_settings(root, store, REAL_MODE))
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +107,9 @@ def _operations() -> list[tuple[str, str, GenerationMode]]:
 
 OPERATIONS = _operations()
 _IDS = [f"{method} {path} {mode.value}" for method, path, mode in OPERATIONS]
+# Real mode differs from synthetic mode in the request bodies only.
+PREDICT_OPERATIONS = [case for case in OPERATIONS if case[1].startswith("/predict")]
+_PREDICT_IDS = [f"{method} {path} {mode.value}" for method, path, mode in PREDICT_OPERATIONS]
 
 
 def _fuzz(schema: schemathesis.BaseSchema, method: str, path: str, mode: GenerationMode, check) -> None:
@@ -125,6 +139,15 @@ def test_serving_api_conforms_to_its_schema(serving_schema, method, path, mode):
         assert response.status_code < 500, response.text
 
     _fuzz(serving_schema, method, path, mode, check)
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), PREDICT_OPERATIONS, ids=_PREDICT_IDS)
+def test_real_mode_predictions_conform_to_their_schema(real_serving_schema, method, path, mode):
+    def check(case) -> None:
+        response = case.call_and_validate()
+        assert response.status_code < 500, response.text
+
+    _fuzz(real_serving_schema, method, path, mode, check)
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), OPERATIONS, ids=_IDS)

@@ -130,11 +130,16 @@ def test_settings_defaults_and_overrides(tmp_path):
         ("ELECTION_DATA_DIR", "data"),
         ("HOST", "a b"),
         ("ELECTION_API_ACCESS_LOG", "sometimes"),
+        ("ELECTION_API_MODE", "forecast"),
+        ("ELECTION_REAL_MODEL_STORE", "real_model_store"),
     ],
 )
 def test_invalid_settings_name_the_variable(variable, value):
+    env = {variable: value}
+    if variable == "ELECTION_REAL_MODEL_STORE":  # only real mode reads it
+        env["ELECTION_API_MODE"] = "real"
     with pytest.raises(SettingsError, match=variable):
-        ApiSettings.from_env({variable: value})
+        ApiSettings.from_env(env)
 
 
 FORBIDDEN = ("dagster", "mlflow", "evidently", "pandas", "sklearn", "xgboost")
@@ -146,8 +151,8 @@ def test_importing_and_creating_the_app_loads_no_pipeline_libraries(tmp_path):
         "from election_api.app import create_app\n"
         "from election_api.settings import ApiSettings\n"
         "import election_api.__main__\n"
-        f"create_app(ApiSettings(model_store_dir=__import__('pathlib').Path({str(tmp_path)!r}), "
-        f"reports_dir=__import__('pathlib').Path({str(tmp_path)!r})))\n"
+        f"create_app(ApiSettings.from_env({{'ELECTION_DATA_DIR': {str(tmp_path)!r}}}))\n"
+        f"create_app(ApiSettings.from_env({{'ELECTION_DATA_DIR': {str(tmp_path)!r}, 'ELECTION_API_MODE': 'real'}}))\n"
         f"print(sorted(m for m in {FORBIDDEN!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -159,9 +164,16 @@ def test_api_and_pipeline_read_paths_with_one_helper():
     from election_assets.settings import SettingsError as PipelineSettingsError
 
     assert PipelineSettingsError is SettingsError  # both are election_assets.core.env.SettingsError
-    for env in ({}, {"ELECTION_DATA_DIR": "/srv/election"}, {"ELECTION_MODEL_STORE": "~/store"}):
+    for env in (
+        {},
+        {"ELECTION_DATA_DIR": "/srv/election"},
+        {"ELECTION_MODEL_STORE": "~/store", "ELECTION_REAL_MODEL_STORE": "/srv/real-store"},
+    ):
         api, pipeline = ApiSettings.from_env(env), PipelineSettings.from_env(env)
         assert (api.model_store_dir, api.reports_dir) == (pipeline.model_store_dir, pipeline.reports_dir), env
+        # In real mode the API follows the store real_champion_model publishes to.
+        real_api = ApiSettings.from_env(env | {"ELECTION_API_MODE": "real"})
+        assert real_api.model_store_dir == pipeline.real_model_store_dir, env
     for settings_class in (ApiSettings, PipelineSettings):
         with pytest.raises(SettingsError, match="ELECTION_REPORTS_DIR='reports' must be an absolute path"):
             settings_class.from_env({"ELECTION_REPORTS_DIR": "reports"})

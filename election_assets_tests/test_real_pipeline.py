@@ -13,24 +13,13 @@ from election_assets.core.real_features import (
     REAL_MODEL_COLUMNS,
     real_model_features,
 )
-from election_assets.real import sources
 from election_assets.real.backtest import BACKTEST_YEARS
-from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, build_election_features
-from election_assets.real_mode import render, run_all
+from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
+from election_assets.real_mode import render
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    from conftest import make_sandbox
-
-    sandbox = make_sandbox(tmp_path_factory.mktemp("real"))
-    with dg.instance_for_test() as instance, sandbox.environment():
-        run_all(instance, sandbox.definitions())
-        yield sandbox, instance
-
-
-def test_every_partition_of_the_real_graph_is_materialized(real_run):
-    _, instance = real_run
+def test_every_partition_of_the_real_graph_is_materialized(real_pipeline):
+    _, instance = real_pipeline
     assert instance.get_materialized_partitions(dg.AssetKey("election_features")) == {str(y) for y in FEATURE_YEARS}
     assert instance.get_materialized_partitions(dg.AssetKey("walk_forward_backtest")) == {
         str(y) for y in BACKTEST_YEARS
@@ -39,8 +28,8 @@ def test_every_partition_of_the_real_graph_is_materialized(real_run):
         assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
 
 
-def test_the_forecast_files_have_the_promised_columns(real_run):
-    sandbox, _ = real_run
+def test_the_forecast_files_have_the_promised_columns(real_pipeline):
+    sandbox, _ = real_pipeline
     forecast = sandbox.settings().reports_dir / "real" / "forecast"
     counties = pd.read_csv(forecast / f"forecast_county_{NEXT_ELECTION}.csv", dtype={"county_fips": str})
     assert {"county_fips", "year", "p_candidate_a", "dem_two_party_share"} <= set(counties.columns)
@@ -52,15 +41,15 @@ def test_the_forecast_files_have_the_promised_columns(real_run):
     assert len(states) == 51 and states["p_candidate_a"].between(0, 1).all()
 
 
-def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_run):
-    sandbox, _ = real_run
+def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_pipeline):
+    sandbox, _ = real_pipeline
     text = render(sandbox.settings())
     assert "| 2020 | **swing_forecaster** |" in text
     assert f"forecast_county_{NEXT_ELECTION}.csv" in text and "electoral votes median" in text
 
 
-def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_run):
-    sandbox, _ = real_run
+def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):
+    sandbox, _ = real_pipeline
     settings = sandbox.settings()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     runs = mlflow.search_runs(experiment_names=[f"{settings.mlflow_experiment}-real"])
@@ -70,8 +59,8 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_run):
     assert 0 < backtest_2020["metrics.swing_forecaster.brier"] < backtest_2020["metrics.persistence.brier"]
 
 
-def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_run):
-    sandbox, _ = real_run
+def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_pipeline, next_election_counties):
+    sandbox, _ = real_pipeline
     settings = sandbox.settings()
     stored = ModelStore(settings.real_model_store_dir).load()
     manifest = stored.manifest
@@ -83,20 +72,10 @@ def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_run
     forecast = pd.read_csv(
         settings.reports_dir / "real" / "forecast" / f"forecast_county_{NEXT_ELECTION}.csv", dtype={"county_fips": str}
     )
-    counties = build_election_features(
-        NEXT_ELECTION,
-        sources.tidy_county_returns(sources.read_source("county_returns")).frame,
-        sources.tidy_state_returns(sources.read_source("state_returns")).frame,
-        sources.tidy_state_polls(sources.read_source("state_polls")).frame,
-        sources.tidy_demographics(
-            *(
-                sources.read_source(n)
-                for n in ("election_context", "ers_unemployment", "ers_education", "ers_population")
-            )
-        ).frame,
-    ).frame
-    probability = stored.model.predict_proba_a(real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy()))
-    expected = pd.Series(probability, index=counties["county_fips"])
+    probability = stored.model.predict_proba_a(
+        real_model_features(next_election_counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy())
+    )
+    expected = pd.Series(probability, index=next_election_counties["county_fips"])
     assert forecast.set_index("county_fips")["p_candidate_a"].to_numpy() == pytest.approx(
         expected.reindex(forecast["county_fips"]).to_numpy(), abs=1e-12
     )

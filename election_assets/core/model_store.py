@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from election_assets.core.compiled_model import CompiledModel, load_compiled_model
-from election_assets.core.features import FEATURE_NAMES
-from election_assets.core.real_features import REAL_DATA_MODE, REAL_MODEL_COLUMNS
+from election_assets.core.data_modes import data_mode_of
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.npz"
@@ -50,11 +49,6 @@ class StoredModel:
     manifest: dict[str, Any]
     model: CompiledModel
     path: Path
-
-
-def model_columns(manifest: dict[str, Any]) -> tuple[str, ...]:
-    """The feature columns a model of this manifest's data mode reads, in order."""
-    return REAL_MODEL_COLUMNS if manifest.get("data_mode") == REAL_DATA_MODE else FEATURE_NAMES
 
 
 def sha256_of(path: Path) -> str:
@@ -213,7 +207,7 @@ class ModelStore:
         if MODEL_FILE not in manifest.get("files", {}):
             raise ModelStoreError(f"version {version!r}: manifest does not list {MODEL_FILE}")
         features = manifest.get("feature_names")
-        expected = model_columns(manifest)
+        expected = data_mode_of(manifest).model_columns
         if features != list(expected):
             raise ModelStoreError(
                 f"version {version!r}: manifest feature list does not match this code's feature module "
