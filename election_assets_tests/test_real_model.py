@@ -2,6 +2,7 @@
 training, the acceptance rule against the baselines, and the outputs ``make real`` promises."""
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from election_assets.real.backtest import (
     FORECASTER,
     MARGIN_LOGISTIC,
     PERSISTENCE,
+    backtest_markdown,
     backtest_year,
     beats_baselines,
     training_rows,
@@ -182,11 +184,30 @@ def test_the_forecaster_beats_both_baselines_on_brier_and_log_loss(backtests, ye
     assert verdict["brier"] and verdict["log_loss"], backtests[year].scores
 
 
-def test_vote_weighted_accuracy_stays_within_a_point_of_persistence(backtests):
-    # Documented in the README: large counties within a point of 50 % decide this score (2016 misses by 0.1 pt).
-    for year, result in backtests.items():
-        scores = result.scores["vote_weighted_accuracy"]
-        assert scores[FORECASTER] >= scores[PERSISTENCE] - 0.01, year
+@pytest.mark.parametrize(
+    "year",
+    [
+        2008,
+        2012,
+        pytest.param(
+            2016,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known miss, documented in the README: 0.905 against persistence's 0.913, decided by a few "
+                "large suburban counties the model expected to keep moving right",
+            ),
+        ),
+        2020,
+    ],
+)
+def test_vote_weighted_accuracy_is_not_worse_than_persistence(backtests, year):
+    assert beats_baselines(backtests[year].scores)["vote_weighted_accuracy"], backtests[year].scores
+
+
+def test_the_readme_backtest_table_is_the_one_the_code_renders(backtests):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = backtest_markdown({year: result.scores for year, result in backtests.items()})
+    assert table in readme
 
 
 def test_the_backtest_scores_every_county_and_state_of_the_test_year(backtests, features_by_year):
