@@ -1,10 +1,13 @@
-"""The naive reference the benchmark compares against: FastAPI + pydantic + pandas + XGBoost per request.
+"""The naive reference the benchmark compares against: FastAPI + pydantic + pandas + the fitted estimator's
+``predict_proba`` per request.
 
-Run as ``python benchmarks/api_baseline_fastapi.py MODEL_JSON PORT``. Not part of the product.
+Run as ``python benchmarks/api_baseline_fastapi.py MODEL PORT``: MODEL is an XGBoost ``.json`` model or a pickled
+scikit-learn estimator (``.pkl``) that ``api_benchmark.py`` exported from the champion. Not part of the product.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 
 import pandas as pd
@@ -38,8 +41,16 @@ class Batch(BaseModel):
     rows: list[Region]
 
 
-model = XGBClassifier()
-model.load_model(sys.argv[1])
+def _load(path: str):
+    if path.endswith(".json"):
+        booster = XGBClassifier()
+        booster.load_model(path)
+        return booster
+    with open(path, "rb") as handle:  # the benchmark's own export of the champion, never a foreign file
+        return pickle.load(handle)  # noqa: S301
+
+
+model = _load(sys.argv[1])
 app = FastAPI()
 
 

@@ -280,7 +280,8 @@ def test_module_entry_point_serves_and_reloads_on_sighup(store_dir, tmp_path, tr
         while httpx.get(f"{url}/ready").json()["model_version"] != new_version:
             assert time.monotonic() < deadline, "SIGHUP did not trigger a reload"
             time.sleep(0.05)
-        assert httpx.post(f"{url}/predict", json=VALID_ROW).json()["model_version"] == new_version
+        answer = httpx.post(f"{url}/predict", json=VALID_ROW, headers={"X-Request-ID": "trace-42"})
+        assert answer.json()["model_version"] == new_version and answer.headers["x-request-id"] == "trace-42"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
@@ -289,7 +290,10 @@ def test_module_entry_point_serves_and_reloads_on_sighup(store_dir, tmp_path, tr
     assert any(
         record.get("event") == "model_loaded" and record.get("model_version") == new_version for record in records
     )
-    assert any(record.get("logger") == "election_api.access" and record.get("request_id") for record in records)
+    access = [record for record in records if record.get("logger") == "election_api.access"]
+    assert access and all(record.get("request_id") for record in access)
+    (traced,) = [record for record in access if record["request_id"] == "trace-42"]
+    assert (traced["path"], traced["route"], traced["status"]) == ("/predict", "/predict", 200)
 
 
 def test_invalid_configuration_fails_fast_naming_the_variable(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from election_api import SERVICE_NAME, __version__
 from election_api_tests.conftest import VALID_ROW, rows_from_inputs
@@ -71,6 +72,21 @@ def test_explain_adds_top_features(client):
     assert len(client.post("/predict?explain=true&top=1", json=VALID_ROW).json()["explanation"]["top_features"]) == 1
 
 
+def test_explanations_name_the_right_features_with_their_exact_terms(client, trained):
+    """Every listed feature carries its own column's value and, for the logistic regression, exactly its own term
+    coef * (x - mean) / scale: a contribution filed under the wrong name fails here."""
+    features = engineer_features(np.array([list(VALID_ROW.values())]))[0]
+    model = trained.linear
+    body = client.post(f"/predict?explain=true&top={len(FEATURE_NAMES)}", json=VALID_ROW).json()
+    listed = body["explanation"]["top_features"]
+    assert sorted(item["feature"] for item in listed) == sorted(FEATURE_NAMES)
+    for item in listed:
+        j = FEATURE_NAMES.index(item["feature"])
+        assert item["value"] == features[j], item
+        assert item["contribution"] == pytest.approx(model.coef[j] * (features[j] - model.mean[j]) / model.scale[j])
+    assert body["explanation"]["bias"] == model.intercept
+
+
 def test_explanation_is_additive_for_trees(store_dir, trained, settings):
     from election_api_tests.conftest import make_client, publish
 
@@ -78,6 +94,9 @@ def test_explanation_is_additive_for_trees(store_dir, trained, settings):
     with make_client(settings) as client:
         body = client.post(f"/predict?explain=true&top={len(FEATURE_NAMES)}", json=VALID_ROW).json()
     explanation = body["explanation"]
+    features = engineer_features(np.array([list(VALID_ROW.values())]))[0]
+    for item in explanation["top_features"]:
+        assert item["value"] == features[FEATURE_NAMES.index(item["feature"])], item
     logit = explanation["bias"] + sum(item["contribution"] for item in explanation["top_features"])
     assert abs(1.0 / (1.0 + np.exp(-logit)) - body["probabilities"]["Candidate_A"]) < 1e-9
 

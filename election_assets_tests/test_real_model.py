@@ -62,6 +62,22 @@ def features_by_year(tidy) -> dict[int, pd.DataFrame]:
     return {year: _features(tidy, year) for year in FEATURE_YEARS}
 
 
+def test_counties_that_cannot_be_joined_are_counted_not_dropped_silently(tidy):
+    # Broomfield, CO (08014) was created in 2001: in 2004 it has an outcome but no previous result to forecast
+    # from; in 2008 it has a previous result but none two elections back, which counts as no change.
+    inputs = [tidy[name] for name in ("county_returns", "state_returns", "state_polls", "demographics")]
+    first = build_election_features(2004, *inputs)
+    assert first.counts["new_units_without_previous_result"] == 1
+    assert "08014" not in set(first.frame["county_fips"])
+    second = build_election_features(2008, *inputs)
+    assert second.counts["missing_prev2_dem_share"] == 1 and "new_units_without_previous_result" not in second.counts
+    broomfield = second.frame.set_index("county_fips").loc["08014"]
+    assert broomfield["prev2_dem_share"] == broomfield["prev_dem_share"] and broomfield["prev_swing"] == 0.0
+    # The next election has no outcome yet: every county is kept and nothing is counted as unjoined.
+    upcoming = build_election_features(NEXT_ELECTION, *inputs)
+    assert len(upcoming.frame) == len(second.frame) and "units_without_outcome" not in upcoming.counts
+
+
 KNOWN_BEFORE = list(KNOWN_BEFORE_COLUMNS)
 
 

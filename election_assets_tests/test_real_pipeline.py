@@ -1,6 +1,10 @@
 """``make real`` end to end on a temporary Dagster instance: every job and partition, the files it promises, and
 one MLflow run per backtest year."""
 
+import base64
+import json
+from pathlib import Path
+
 import dagster as dg
 import mlflow
 import pandas as pd
@@ -16,6 +20,8 @@ from election_assets.core.real_features import (
 from election_assets.real.backtest import BACKTEST_YEARS
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.real_mode import render
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_partition_of_the_real_graph_is_materialized(real_pipeline):
@@ -39,6 +45,12 @@ def test_the_forecast_files_have_the_promised_columns(real_pipeline):
     states = pd.read_csv(forecast / f"forecast_state_{NEXT_ELECTION}.csv")
     assert {"state_po", "year", "p_candidate_a"} <= set(states.columns)
     assert len(states) == 51 and states["p_candidate_a"].between(0, 1).all()
+    distribution = pd.read_csv(forecast / f"electoral_votes_distribution_{NEXT_ELECTION}.csv")
+    assert (distribution["candidate_a_votes"] + distribution["candidate_b_votes"] == 538).all()
+    assert distribution["candidate_a_votes"].is_unique and distribution["probability"].sum() == pytest.approx(1.0)
+    summary = json.loads((forecast / f"electoral_votes_{NEXT_ELECTION}.json").read_text())
+    wins = distribution.loc[distribution["candidate_a_votes"] >= 270, "probability"].sum()
+    assert wins == pytest.approx(summary["p_candidate_a_wins"])
 
 
 def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_pipeline):
@@ -79,3 +91,23 @@ def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_pip
     assert forecast.set_index("county_fips")["p_candidate_a"].to_numpy() == pytest.approx(
         expected.reindex(forecast["county_fips"]).to_numpy(), abs=1e-12
     )
+
+
+def _partition_metadata(instance: dg.DagsterInstance, asset: str, partition: int) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(partition)]), limit=1
+    ).records
+    assert records, (asset, partition)
+    return records[0].asset_materialization.metadata
+
+
+def test_backtest_metadata_carries_the_calibration_plot_and_features_their_unjoined_counts(real_pipeline):
+    _, instance = real_pipeline
+    for year in BACKTEST_YEARS:
+        metadata = _partition_metadata(instance, "walk_forward_backtest", year)
+        inline = metadata["calibration"].value
+        assert inline.startswith(f"![calibration {year}](data:image/png;base64,")
+        assert base64.b64decode(inline.split(",", 1)[1].rstrip(")")).startswith(PNG_SIGNATURE)
+        assert Path(metadata["calibration_png"].value).read_bytes().startswith(PNG_SIGNATURE)
+    counts = _partition_metadata(instance, "election_features", 2004)["unjoined_or_missing"].value
+    assert counts["new_units_without_previous_result"] == 1  # Broomfield, CO, created in 2001

@@ -29,12 +29,13 @@ _EV_2020 = _EV_2010 | {
     "CA": 54, "CO": 10, "FL": 30, "IL": 19, "MI": 15, "MT": 4, "NY": 28, "NC": 16, "OH": 17, "OR": 8, "PA": 19,
     "TX": 40, "WV": 4,
 }  # fmt: skip
+TOTAL_ELECTORAL_VOTES = 538
 WINNING_ELECTORAL_VOTES = 270
 
 
 def electoral_votes(year: int) -> dict[str, int]:
     table = _EV_2000 if year < 2012 else _EV_2010 if year < 2024 else _EV_2020
-    assert sum(table.values()) == 538, "an apportionment table does not add up to 538"
+    assert sum(table.values()) == TOTAL_ELECTORAL_VOTES, "an apportionment table does not add up to 538"
     return table
 
 

@@ -3,7 +3,7 @@
 Every feature of election ``Y`` comes from results of ``Y - 4`` and ``Y - 8``, polls that ended before
 election day of ``Y``, and demographics whose measurement ended before ``Y`` (``as_of_year < Y``). The
 outcome of ``Y`` is attached in columns prefixed ``outcome_`` for training and scoring, and nothing else in a
-row reads it: ``election_assets_tests/test_real_features.py`` perturbs the year-``Y`` results and checks that
+row reads it: ``election_assets_tests/test_real_model.py`` perturbs the year-``Y`` results and checks that
 no feature moves.
 
 Pure pandas/NumPy (no Dagster), shared by the assets, the backtest and the tests.

@@ -41,7 +41,12 @@ from election_assets.real.backtest import (
     beats_baselines,
     training_rows,
 )
-from election_assets.real.evaluation import WINNING_ELECTORAL_VOTES, calibration_png, simulate_states
+from election_assets.real.evaluation import (
+    TOTAL_ELECTORAL_VOTES,
+    WINNING_ELECTORAL_VOTES,
+    calibration_png,
+    simulate_states,
+)
 from election_assets.real.features import (
     FEATURE_NAMES,
     FEATURE_YEARS,
@@ -305,9 +310,20 @@ def next_election_forecast(
         "p_candidate_a_wins": float(np.mean(dem_votes >= WINNING_ELECTORAL_VOTES)),
         "candidate_a_votes_median": float(median),
         "candidate_a_votes_90pct": [float(low), float(high)],
-        "candidate_b_votes_median": float(538 - median),
+        "candidate_b_votes_median": float(TOTAL_ELECTORAL_VOTES - median),
     }
     (directory / f"electoral_votes_{NEXT_ELECTION}.json").write_text(json.dumps(electoral, indent=2) + "\n")
+    # The whole distribution, one row per electoral-vote outcome that occurred in the simulations.
+    outcomes, simulations = np.unique(np.asarray(dem_votes, dtype=int), return_counts=True)
+    distribution_path = directory / f"electoral_votes_distribution_{NEXT_ELECTION}.csv"
+    pd.DataFrame(
+        {
+            "candidate_a_votes": outcomes,
+            "candidate_b_votes": TOTAL_ELECTORAL_VOTES - outcomes,
+            "simulations": simulations,
+            "probability": simulations / simulations.sum(),
+        }
+    ).to_csv(distribution_path, index=False)
     closest = states.assign(margin=(states["p_candidate_a"] - 0.5).abs()).nsmallest(10, "margin")
     context.log.info(f"{NEXT_ELECTION}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}, EV {electoral}")
     with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}"):
@@ -332,5 +348,6 @@ def next_election_forecast(
             "noise": noise_parts,
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
+            "electoral_votes_distribution": dg.MetadataValue.path(str(distribution_path)),
         }
     )
