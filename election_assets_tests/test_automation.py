@@ -2,10 +2,15 @@
 
 import json
 import time
+from datetime import timedelta
 
 import dagster as dg
 import pytest
 
+# Private, but a queued run must name the code location it will be launched from (the run queue reads it).
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+
+from election_assets.core.synthetic import generate_regions
 from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.automation.sensors import SensorState, drift_retraining_sensor
 from election_assets.defs.resources import ProjectStorage
@@ -14,8 +19,13 @@ from election_assets_tests.helpers import TRAINING_ASSETS
 
 
 @pytest.fixture(scope="module")
-def definitions(new_sandbox):
-    return new_sandbox("automation").definitions()
+def automation_sandbox(new_sandbox):
+    return new_sandbox("automation")
+
+
+@pytest.fixture(scope="module")
+def definitions(automation_sandbox):
+    return automation_sandbox.definitions()
 
 
 def _selected(definitions, job_name: str) -> set[str]:
@@ -48,12 +58,39 @@ def test_schedules_select_the_right_slices_of_the_graph(definitions):
     assert sensor.job_name == "retrain_on_drift"
 
 
+def test_freshness_policies_have_the_stated_windows(definitions):
+    policies = {
+        spec.key.to_user_string(): spec.freshness_policy
+        for spec in definitions.resolve_all_asset_specs()
+        if spec.freshness_policy is not None
+    }
+    windows = {
+        name: (policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta())
+        for name, policy in policies.items()
+    }
+    assert windows == {
+        "champion_model": (timedelta(days=7), timedelta(days=8)),
+        "batch_predictions": (timedelta(days=1), timedelta(days=2)),
+        "drift_report": (timedelta(hours=7), timedelta(hours=12)),
+    }
+
+
 def test_cron_strings_come_from_the_environment_and_are_validated():
     assert Cadence.from_env({"ELECTION_CRON_DRIFT": "*/30 * * * *"}).drift_cron == "*/30 * * * *"
     with pytest.raises(SettingsError, match="ELECTION_CRON_TRAINING"):
         Cadence.from_env({"ELECTION_CRON_TRAINING": "weekly"})
+    # Five fields, but minute 61 does not exist: Dagster's own validation rejects it, naming the variable.
+    with pytest.raises(SettingsError, match="ELECTION_CRON_DRIFT"):
+        Cadence.from_env({"ELECTION_CRON_DRIFT": "61 * * * *"})
     with pytest.raises(SettingsError, match="ELECTION_RETRAIN_DRIFT_SHARE"):
         Cadence.from_env({"ELECTION_RETRAIN_DRIFT_SHARE": "2"})
+
+
+def test_a_cron_override_reaches_the_schedule_definitions(automation_sandbox, monkeypatch):
+    monkeypatch.setenv("ELECTION_CRON_DRIFT", "*/30 * * * *")
+    crons = {s.name: s.cron_schedule for s in automation_sandbox.definitions().schedules}
+    assert crons["drift_check_schedule"] == "*/30 * * * *"
+    assert crons["weekly_training_schedule"] == "0 3 * * 1"
 
 
 # -- the sensor ----------------------------------------------------------------------------------------------
@@ -108,12 +145,57 @@ def test_drift_below_threshold_requests_nothing(instance, storage):
     assert SensorState.from_cursor(cursor).last_settled_report == report
 
 
-def test_no_second_retraining_while_one_is_in_flight(instance, storage):
-    instance.add_run(dg.DagsterRun(job_name="retrain_on_drift", status=dg.DagsterRunStatus.STARTED))
+# This project's code location, as workspace.yaml names it.
+CODE_LOCATION = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("election_forecasting"), "__repository__")
+
+
+def _add_run(instance, definitions, job_name: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """A run as the daemon, the UI and the CLI create one for the job: it carries the job's run tags
+    (``TRAINS_CHAMPION`` on the jobs that train the champion)."""
+    job = definitions.resolve_job_def(job_name)
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name=job_name,
+            status=status,
+            tags=dict(job.run_tags),
+            remote_job_origin=CODE_LOCATION.get_job_origin(job_name),
+        )
+    )
+
+
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED])
+@pytest.mark.parametrize("job_name", ["retrain_on_drift", "weekly_training", "election_pipeline"])
+def test_no_retraining_while_a_champion_training_run_is_in_flight(instance, storage, definitions, job_name, status):
+    _add_run(instance, definitions, job_name, status)
     _report_drift(instance, 0.8)
     requests, cursor, skip = _tick(instance, storage)
     assert requests == [] and "in flight" in skip.skip_message
     assert SensorState.from_cursor(cursor).last_settled_report is None  # not lost: acted on after the run
+
+
+def test_runs_that_do_not_train_the_champion_do_not_hold_retraining_back(instance, storage, definitions):
+    for job_name in ("daily_scoring", "drift_check"):
+        _add_run(instance, definitions, job_name, dg.DagsterRunStatus.STARTED)
+    _report_drift(instance, 0.8)
+    requests, _, _ = _tick(instance, storage)
+    assert len(requests) == 1
+
+
+def test_a_trigger_held_back_by_a_run_in_flight_fires_once_that_run_ends(instance, storage, definitions):
+    run = _add_run(instance, definitions, "weekly_training", dg.DagsterRunStatus.STARTED)
+    report = _report_drift(instance, 0.8)
+    requests, cursor, skip = _tick(instance, storage)
+    assert requests == [] and "in flight" in skip.skip_message
+
+    success = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
+    instance.report_dagster_event(success, run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+    # Each tick is a new context built from the stored cursor, as the daemon builds it.
+    (request,), cursor, _ = _tick(instance, storage, cursor)
+    assert request.run_key == f"drift-report-{report}"
+    requests, _, skip = _tick(instance, storage, cursor)
+    assert requests == [] and "already settled" in skip.skip_message
 
 
 def test_cool_down_is_respected(instance, storage):
@@ -135,3 +217,26 @@ def test_cursor_survives_a_new_sensor_context(instance, storage):
     requests, cursor_again, skip = _tick(instance, storage, cursor)
     assert requests == [] and "already settled" in skip.skip_message
     assert cursor_again == cursor
+
+
+def test_a_file_fed_history_is_re_ingested_from_its_file(instance, storage, definitions, automation_sandbox, tmp_path):
+    history_file = tmp_path / "history.csv"
+    generate_regions(200, seed=5).to_csv(history_file, index=False)
+    from_file = {"ops": {"raw_regions": {"config": {"source_path": str(history_file)}}}}
+    # The batch is synthetic and drifted, but the history came from a file: the file wins.
+    drifted_batch = {"ops": {"current_regions": {"config": {"n_regions": 100, "drift": 1.5}}}}
+    pipeline = definitions.resolve_job_def("election_pipeline")
+    with automation_sandbox.environment():
+        for run_config, asset in ((from_file, "raw_regions"), (drifted_batch, "current_regions")):
+            pipeline.execute_in_process(run_config=run_config, instance=instance, asset_selection=[dg.AssetKey(asset)])
+        _report_drift(instance, 0.5)
+        (request,), _, _ = _tick(instance, storage)
+        assert request.run_config == from_file
+
+        definitions.resolve_job_def("retrain_on_drift").execute_in_process(
+            run_config=request.run_config, instance=instance, asset_selection=[dg.AssetKey("raw_regions")]
+        )
+    history = instance.fetch_materializations(dg.AssetKey("raw_regions"), limit=2).records
+    assert len(history) == 2
+    assert all(record.asset_materialization.metadata["source"].value == str(history_file) for record in history)
+    assert history[0].asset_materialization.metadata["rows"].value == 200

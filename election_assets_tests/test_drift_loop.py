@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from election_assets.core.model_store import ModelStore
 from election_assets.defs.automation.sensors import drift_retraining_sensor
+from election_assets.defs.jobs import TRAINS_CHAMPION
 from election_assets.defs.resources import ProjectStorage
 
 SEARCH = {"config": {"search_iterations": 2}}
@@ -60,6 +61,7 @@ def loop(new_sandbox):
             run_config=retrain_config, instance=instance, tags=request.tags
         )
         after_tick, _ = _tick(instance, storage, cursor)
+        champion_training_runs = instance.get_runs(filters=dg.RunsFilter(tags=TRAINS_CHAMPION))
         yield {
             "settings": settings,
             "store": store,
@@ -69,6 +71,7 @@ def loop(new_sandbox):
             "retrain": retrain,
             "champion": _metadata(retrain, "champion_model"),
             "after_tick": after_tick,
+            "champion_training_jobs": sorted(run.job_name for run in champion_training_runs),
         }
 
 
@@ -105,6 +108,11 @@ def test_retraining_promotes_a_better_champion_on_the_drifted_distribution(loop)
     run = client.get_run(alias.run_id)
     assert run.data.tags["loop.trigger"] == "drift"
     assert run.data.tags["loop.champion_before"] == loop["before"]
+
+
+def test_runs_of_the_jobs_that_train_the_champion_carry_the_tag_the_sensor_waits_on(loop):
+    # The sensor's in-flight check filters runs by this tag; Dagster copies it from the job onto each run.
+    assert loop["champion_training_jobs"] == ["election_pipeline", "retrain_on_drift"]
 
 
 def test_after_retraining_the_drift_is_gone_and_the_sensor_rests(loop):

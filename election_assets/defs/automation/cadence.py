@@ -6,6 +6,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Dagster's own check (the one ScheduleDefinition applies): private, but the only way to reject a cron string
+# Dagster would refuse (out-of-range fields, 6-field strings, February 30th) as a SettingsError naming the
+# variable, instead of a definition error while the code location loads.
+from dagster._utils.schedules import is_valid_cron_string
+
 from election_assets.core.env import SettingsError, env_number
 
 # The cadence of the system this replaces: train weekly, score daily, check drift every 6 hours.
@@ -18,9 +23,10 @@ DEFAULT_CRONS = {
 
 def _cron(env: Mapping[str, str], variable: str) -> str:
     value = env.get(variable, "").strip() or DEFAULT_CRONS[variable]
-    fields = value.split()
-    if len(fields) != 5:
-        raise SettingsError(f"{variable}={value!r} must be a cron string with 5 fields, for example '0 */6 * * *'")
+    if not is_valid_cron_string(value):
+        raise SettingsError(
+            f"{variable}={value!r} must be a valid cron string with 5 fields in range, for example '0 */6 * * *'"
+        )
     return value
 
 

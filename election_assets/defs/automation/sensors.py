@@ -3,7 +3,8 @@
 It reads the drift report's materialization metadata (not logs, not run status: a failed non-blocking check
 does not fail a run). Its cursor records the last report it settled and the last one it acted on, so a
 daemon restart neither loses nor repeats a trigger; run keys make a repeated request a no-op as well. It
-never starts a retraining while one (or the weekly training) is in flight, and waits out a cool-down.
+never starts a retraining while any job that trains the champion (a retraining, the weekly training, the full
+pipeline) is in flight, and waits out a cool-down.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dagster as dg
 
 from election_assets.core.model_store import ModelStoreError
 from election_assets.defs.automation.cadence import Cadence
-from election_assets.defs.jobs import retraining_job, training_job
+from election_assets.defs.jobs import TRAINS_CHAMPION, retraining_job
 from election_assets.defs.resources import ProjectStorage
 
 TAG_PREFIX = "election/"
@@ -101,19 +102,29 @@ def latest_drift_observation(instance: dg.DagsterInstance) -> DriftObservation |
 
 
 def training_in_flight(instance: dg.DagsterInstance) -> bool:
-    return any(
-        instance.get_runs(filters=dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT), limit=1)
-        for job in (retraining_job, training_job)
-    )
+    """Whether a run of any job that trains the champion is queued or running.
+
+    Those jobs carry the ``TRAINS_CHAMPION`` tag, and Dagster copies a job's tags onto every run of it (daemon,
+    UI, CLI and ``execute_in_process`` alike), so one tag filter covers them, including jobs added later; it is
+    the same tag the production run queue limits to one run at a time.
+    """
+    return bool(instance.get_runs(filters=dg.RunsFilter(tags=TRAINS_CHAMPION, statuses=IN_FLIGHT), limit=1))
 
 
 def _history_config(instance: dg.DagsterInstance) -> dict:
-    """Synthetic mode: draw the fresh labelled history from the regime the current batch came from, standing in
-    for outcomes arriving from the field. A file-fed history is simply re-ingested."""
-    latest = latest_metadata(instance, "current_regions")
-    if latest is None or latest[1].get("source") != "synthetic":
+    """The run config of ``raw_regions`` for a retraining run: where its fresh labelled history comes from.
+
+    A file-fed history is re-ingested from the file the latest ``raw_regions`` was read from (its ``source``
+    metadata), which the feed is expected to have updated with the new outcomes. A synthetic history is drawn
+    from the regime the current batch came from, standing in for outcomes arriving from the field.
+    """
+    history = latest_metadata(instance, "raw_regions")
+    if history is not None and history[1].get("source", "synthetic") != "synthetic":
+        return {"ops": {"raw_regions": {"config": {"source_path": str(history[1]["source"])}}}}
+    batch = latest_metadata(instance, "current_regions")
+    if batch is None or batch[1].get("source") != "synthetic":
         return {}
-    return {"ops": {"raw_regions": {"config": {"drift": float(latest[1]["drift"])}}}}
+    return {"ops": {"raw_regions": {"config": {"drift": float(batch[1]["drift"])}}}}
 
 
 @dg.sensor(
