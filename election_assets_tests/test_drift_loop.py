@@ -72,12 +72,16 @@ def loop(new_sandbox):
             "champion": _metadata(retrain, "champion_model"),
             "after_tick": after_tick,
             "champion_training_jobs": sorted(run.job_name for run in champion_training_runs),
+            "instance": instance,
+            "definitions": definitions,
+            "retrain_drift": _metadata(retrain, "drift_report"),
         }
 
 
 def test_drifted_batch_is_reported_as_drift(loop):
     assert loop["drift"]["dataset_drift"] is True
     assert loop["drift"]["drift_share"] >= 0.3
+    assert loop["drift"]["reference_model_version"] == loop["before"]  # measured against the served champion
 
 
 def test_sensor_requests_retraining_from_the_drifted_regime(loop):
@@ -116,6 +120,29 @@ def test_runs_of_the_jobs_that_train_the_champion_carry_the_tag_the_sensor_waits
 
 
 def test_after_retraining_the_drift_is_gone_and_the_sensor_rests(loop):
+    assert loop["retrain_drift"]["reference_model_version"] == loop["store"].latest_version() != loop["before"]
     skip = loop["after_tick"]
     assert isinstance(skip, dg.SkipReason)
     assert "below" in skip.skip_message
+
+
+def test_a_retraining_that_promotes_nothing_leaves_the_drift_in_view(loop):
+    """The batch drifts again, the retraining's challenger is refused: the old champion still serves, so the
+    drift report keeps measuring against it and still reports drift (the loop stays open)."""
+    instance, definitions, store = loop["instance"], loop["definitions"], loop["store"]
+    serving = store.latest_version()
+    further = {"ops": {"current_regions": {"config": {"n_regions": 1_500, "seed": 34, "drift": 3.0}}}}
+    drift = definitions.resolve_job_def("drift_check").execute_in_process(run_config=further, instance=instance)
+    assert _metadata(drift, "drift_report")["dataset_drift"] is True
+    refused = {
+        "ops": {
+            "raw_regions": {"config": {"n_regions": 6_000, "seed": 35, "drift": 3.0}},
+            "champion_model": {"config": {"min_improvement": 10.0}},  # no challenger can clear this bar
+            **{k: v for k, v in SMALL["ops"].items() if k.startswith("candidate")},
+        }
+    }
+    retrain = definitions.resolve_job_def("retrain_on_drift").execute_in_process(run_config=refused, instance=instance)
+    assert _metadata(retrain, "champion_model")["promoted"] is False and store.latest_version() == serving
+    report = _metadata(retrain, "drift_report")
+    assert report["reference_model_version"] == serving
+    assert report["dataset_drift"] is True and report["drift_share"] >= 0.3

@@ -12,7 +12,8 @@ TRAINING = dg.AssetSelection.assets("champion_model").upstream()
 SCORING = dg.AssetSelection.assets("batch_predictions").upstream() - TRAINING
 DRIFT_CHECK = dg.AssetSelection.assets("drift_report").upstream() - TRAINING
 # Retraining refreshes the history, retrains, re-scores the current batch and re-measures drift against the
-# new reference, so one run closes the loop the drift report opened.
+# champion it leaves in place, so one run closes the loop the drift report opened (or keeps it open when the
+# challenger lost and the old model still serves).
 RETRAINING = TRAINING | dg.AssetSelection.assets("batch_predictions", "drift_report")
 # Jobs that may promote a champion; the production run queue lets one of them run at a time (dagster.prod.yaml).
 TRAINS_CHAMPION = {"election/trains_champion": "true"}

@@ -1,4 +1,10 @@
-"""Monitoring: an Evidently data-drift report of the current batch against the training reference."""
+"""Monitoring: an Evidently data-drift report of the current batch against the data the served champion learnt from.
+
+The reference is the champion's own held-out rows (``holdout.csv`` in its model-store version), drawn from the
+same cleaned history as its training rows. Comparing with the latest cleaned history instead would hide drift
+whenever a retraining ingested new data but did not promote its challenger: the old model keeps serving while
+the report would measure the batch against data that model never saw.
+"""
 
 import json
 import os
@@ -10,6 +16,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from election_assets.core.model_store import HOLDOUT_FILE, ModelStoreError
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.defs.resources import ProjectStorage
 
@@ -22,7 +29,9 @@ class DriftConfig(dg.Config):
         0.3, gt=0.0, le=1.0, description="Dataset drift when at least this share of input columns drifted"
     )
     reference_sample: int = Field(
-        10_000, ge=100, description="At most this many training rows (sampled, seeded) serve as the reference"
+        10_000,
+        ge=100,
+        description="At most this many of the champion's held-out rows (sampled, seeded) serve as the reference",
     )
 
 
@@ -59,6 +68,7 @@ def _write_atomically(path: Path, text: str) -> None:
     group_name="monitoring",
     code_version="1",
     kinds={"evidently"},
+    deps=["champion_model"],
     # Drift is checked every 6 hours: a report older than 12 hours means the check has stalled.
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=12), warn_window=timedelta(hours=7)),
     check_specs=[
@@ -71,16 +81,23 @@ def drift_report(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
     storage: ProjectStorage,
-    cleaned_regions: pd.DataFrame,
     cleaned_current_regions: pd.DataFrame,
 ):
-    """Evidently ``DataDriftPreset`` over the 14 input fields: HTML and JSON reports plus a summary the API reads."""
+    """Evidently ``DataDriftPreset`` over the 14 input fields of the current batch against the served champion's
+    held-out rows: HTML and JSON reports plus a summary the API reads."""
     # Evidently takes ~10 s to import: only this asset pays for it.
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     columns = list(INPUT_FIELD_NAMES)
-    reference = cleaned_regions[columns]
+    try:
+        champion = storage.model_store().load()
+    except ModelStoreError as error:
+        raise dg.Failure(f"no champion to measure drift against in {storage.model_store_dir}: {error}") from error
+    holdout = champion.path / HOLDOUT_FILE
+    if not holdout.is_file():
+        raise dg.Failure(f"champion {champion.version} has no {HOLDOUT_FILE}: retrain to publish one with it")
+    reference = pd.read_csv(holdout, usecols=columns)[columns]
     if len(reference) > config.reference_sample:
         reference = reference.sample(config.reference_sample, random_state=0)
     current = cleaned_current_regions[columns]
@@ -96,6 +113,7 @@ def drift_report(
         "generated_at": generated_at.isoformat(),
         "dagster_run_id": context.run.run_id,
         "reference_rows": len(reference),
+        "reference_model_version": champion.version,
         "current_rows": len(current),
         "report_html": str(html),
         "report_json": str(raw_json),
@@ -111,6 +129,8 @@ def drift_report(
             "drift_share": summary["drift_share"],
             "drifted_columns": summary["drifted_columns"],
             "drifted_column_count": len(summary["drifted_columns"]),
+            "reference_model_version": champion.version,
+            "reference_rows": len(reference),
             "report_html": dg.MetadataValue.path(str(html)),
             "report_json": dg.MetadataValue.path(str(raw_json)),
         }
