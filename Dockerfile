@@ -26,8 +26,12 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[pipeline]"
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --gid 10001 election \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin election
+# The paths the manifests mount: the model-store claim at /models holds the synthetic champion at its root and the
+# real-mode model under /models/real (written by the dagster target's run pods, read by the api target in either
+# ELECTION_API_MODE), the reports claim at /reports. Both targets run with a read-only root filesystem on Kubernetes.
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    ELECTION_DATA_DIR=/data ELECTION_MODEL_STORE=/models ELECTION_REPORTS_DIR=/reports
+    ELECTION_DATA_DIR=/data ELECTION_MODEL_STORE=/models ELECTION_REAL_MODEL_STORE=/models/real \
+    ELECTION_REPORTS_DIR=/reports
 
 FROM runtime AS api
 COPY --from=api-build /opt/venv /opt/venv

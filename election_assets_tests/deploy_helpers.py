@@ -16,7 +16,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 K8S_DIR = REPO_ROOT / "k8s"
 MONITORING_DIR = REPO_ROOT / "monitoring"
-OVERLAYS = ("staging", "production")
+# production-real is production with k8s/components/real-mode (the API serving the real-mode model).
+OVERLAYS = ("staging", "production", "production-real")
 # Rendered manifests are validated against this Kubernetes version's schemas (bundled by kubernetes-validate).
 KUBERNETES_VERSION = "1.30.0"
 MIN_KUSTOMIZE_MAJOR = 5  # the overlays use `labels:` and inline JSON6902 `patches:`

@@ -153,6 +153,14 @@ def test_api_target_matches_the_deployment():
     assert "/health" in healthcheck and container["livenessProbe"]["httpGet"]["path"] == "/health"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {env["ELECTION_MODEL_STORE"], env["ELECTION_REPORTS_DIR"]} <= mounts
+    # The real-mode store (ELECTION_API_MODE=real) is a directory on the model-store mount, where the dagster
+    # target's run pods publish it; the base ConfigMap names the same paths as the image.
+    assert Path(env["ELECTION_REAL_MODEL_STORE"]).parent == Path(env["ELECTION_MODEL_STORE"])
+    kustomization = yaml.safe_load((ROOT / "k8s" / "base" / "kustomization.yaml").read_text())
+    (generator,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "election-api-config"]
+    config = dict(item.split("=", 1) for item in generator["literals"])
+    for name in ("ELECTION_MODEL_STORE", "ELECTION_REAL_MODEL_STORE", "ELECTION_REPORTS_DIR"):
+        assert config[name] == env[name], name
 
 
 def test_dagster_target_matches_the_helm_values_and_the_instance():
@@ -170,11 +178,22 @@ def test_dagster_target_matches_the_helm_values_and_the_instance():
     # DAGSTER_HOME: the chart's default, and the path the run launcher mounts the instance ConfigMap under.
     prod = yaml.safe_load((ROOT / "dagster.prod.yaml").read_text())
     assert env["DAGSTER_HOME"] == prod["run_launcher"]["config"]["dagster_home"] == "/opt/dagster/dagster_home"
-    # The image's defaults equal the paths the run pods get and mount.
-    launcher_env = dict(item.split("=", 1) for item in prod["run_launcher"]["config"]["env_vars"])
-    for name in ("ELECTION_DATA_DIR", "ELECTION_MODEL_STORE", "ELECTION_REPORTS_DIR"):
+    # The image's defaults equal the paths the run pods get and mount: the three claims, with the real-mode store
+    # inside the model store's; the other mounts are the emptyDir scratch space of a read-only root filesystem.
+    launcher = prod["run_launcher"]["config"]
+    launcher_env = dict(item.split("=", 1) for item in launcher["env_vars"])
+    paths = ("ELECTION_DATA_DIR", "ELECTION_MODEL_STORE", "ELECTION_REAL_MODEL_STORE", "ELECTION_REPORTS_DIR")
+    for name in paths:
         assert env[name] == launcher_env[name], name
-    assert {m["mountPath"] for m in prod["run_launcher"]["config"]["volume_mounts"]} == set(launcher_env.values())
+    claims = {v["name"] for v in launcher["volumes"] if "persistentVolumeClaim" in v}
+    claim_mounts = {m["mountPath"] for m in launcher["volume_mounts"] if m["name"] in claims}
+    assert claim_mounts == {launcher_env[name] for name in paths if name != "ELECTION_REAL_MODEL_STORE"}
+    assert Path(env["ELECTION_REAL_MODEL_STORE"]).parent == Path(env["ELECTION_MODEL_STORE"])
+    scratch = {m["mountPath"] for m in launcher["volume_mounts"] if m["name"] not in claims}
+    assert scratch == {"/tmp", env["DAGSTER_HOME"]}  # noqa: S108 - emptyDir mount points
+    # The code server (the same image) gets the same paths.
+    code_env = {e["name"]: e["value"] for e in code["env"]}
+    assert {name: code_env[name] for name in paths} == {name: env[name] for name in paths}
 
 
 _OFFLINE_HINTS = (

@@ -1,8 +1,12 @@
 """The Kubernetes manifests: every overlay renders with kustomize, every rendered document is valid against the
 Kubernetes JSON schemas (kubernetes-validate, offline, strict), and the API workload carries the security and
-operability settings the deployment promises. Also checks the Dagster Helm values (k8s/dagster/values.yaml)."""
+operability settings the deployment promises. Also checks the Dagster Helm values (k8s/dagster/values.yaml): the
+same security standard on the webserver, daemon, code server and run pods, and the same run pods as
+dagster.prod.yaml."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import yaml
@@ -20,9 +24,33 @@ needs_kustomize = pytest.mark.skipif(_COMMAND is None, reason=_FOUND)
 
 API_IMAGE = "ghcr.io/election-forecasting/election-forecasting-api"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+_PRODUCTION = {"namespace": "election-production", "replicas": 3, "tag": "0.1.0", "hpa": (2, 10)}
 EXPECTED = {
-    "staging": {"namespace": "election-staging", "replicas": 2, "tag": "0.1.0-rc.1", "hpa": (1, 3)},
-    "production": {"namespace": "election-production", "replicas": 3, "tag": "0.1.0", "hpa": (2, 10)},
+    "staging": {
+        "namespace": "election-staging",
+        "replicas": 2,
+        "tag": "0.1.0-rc.1",
+        "hpa": (1, 3),
+        "mode": "synthetic",
+    },
+    "production": {**_PRODUCTION, "mode": "synthetic"},
+    "production-real": {**_PRODUCTION, "mode": "real"},
+}
+UID = 10001  # our images' user (Dockerfile)
+DAGSTER_HOME = "/opt/dagster/dagster_home"
+# Volume types Pod Security "restricted" admits that these pods use; and the sysctls it admits (the "safe" set).
+RESTRICTED_VOLUME_TYPES = {"emptyDir", "persistentVolumeClaim", "configMap", "secret", "projected"}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
 }
 
 
@@ -168,15 +196,81 @@ def test_api_deployment(overlay):
         assert pvc["claimName"] == claim and pvc.get("readOnly") is True, path
     assert set(mounts) == {"/tmp", "/models", "/reports"}
     # Settings come from the (hash-suffixed) ConfigMap; the admin token from an optional Secret.
-    config_name = container["envFrom"][0]["configMapRef"]["name"]
-    config = _one(docs, "ConfigMap", config_name)["data"]
+    config = _api_config(docs, container)
     assert config["ELECTION_MODEL_STORE"] == "/models" and config["ELECTION_REPORTS_DIR"] == "/reports"
+    assert config["ELECTION_REAL_MODEL_STORE"] == "/models/real"
+    assert config.get("ELECTION_API_MODE", "synthetic") == expected["mode"]
     assert config["HOST"] == "0.0.0.0" and config["PORT"] == "8000"  # noqa: S104 - inside the pod
     (token,) = [e for e in container["env"] if e["name"] == "ELECTION_API_ADMIN_TOKEN"]
     assert token["valueFrom"]["secretKeyRef"]["optional"] is True
     # The PVCs the API reads are created here, shareable with the Dagster run pods.
     for claim in ("election-model-store", "election-reports", "election-data"):
         assert _one(docs, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def _api_config(docs, container) -> dict[str, str]:
+    """The API's settings: the (hash-suffixed) ConfigMap its container takes its environment from."""
+    config_name = container["envFrom"][0]["configMapRef"]["name"]
+    return _one(docs, "ConfigMap", config_name)["data"]
+
+
+@needs_kustomize
+def test_the_real_mode_overlay_is_production_with_only_the_api_mode_changed():
+    real, production = _docs("production-real"), _docs("production")
+    _, _, real_container = _api(real)
+    _, _, container = _api(production)
+    real_config, config = _api_config(real, real_container), _api_config(production, container)
+    assert real_config == {**config, "ELECTION_API_MODE": "real"}
+    # Switching mode changes the ConfigMap's (hash-suffixed) name, so applying the overlay rolls the Deployment.
+    assert real_container["envFrom"] != container["envFrom"]
+
+    def comparable(docs) -> list[str]:
+        """Everything but the settings ConfigMap, with the Deployment's reference to it blanked (on a copy: the
+        rendered documents are cached and shared between tests)."""
+        out = []
+        for doc in docs:
+            if doc["kind"] == "ConfigMap":
+                continue
+            doc = copy.deepcopy(doc)
+            if doc["kind"] == "Deployment":
+                for c in doc["spec"]["template"]["spec"]["containers"]:
+                    for source in c.get("envFrom", []):
+                        source.get("configMapRef", {}).pop("name", None)
+            out.append(yaml.safe_dump(doc, sort_keys=True))
+        return sorted(out)
+
+    assert comparable(real) == comparable(production)
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_reads_the_model_the_run_pods_write(overlay, dagster_values):
+    """The store the API's settings resolve to (election_api.settings, for the overlay's ELECTION_API_MODE) is the
+    one the pipeline's settings resolve to in the run pods (election_assets.settings, from runLauncher's env): on the
+    model-store claim, which the API mounts read-only and the run pods read-write at the same path."""
+    from election_api.settings import ApiSettings
+    from election_assets.settings import PipelineSettings
+
+    docs = _docs(overlay)
+    _, pod, container = _api(docs)
+    api = ApiSettings.from_env(_api_config(docs, container))
+    assert api.data_mode.name == EXPECTED[overlay]["mode"]
+    launcher = dagster_values["runLauncher"]["config"]["k8sRunLauncher"]
+    pipeline = PipelineSettings.from_env(dict(item.split("=", 1) for item in launcher["envVars"]))
+    published = pipeline.real_model_store_dir if api.data_mode.name == "real" else pipeline.model_store_dir
+    assert api.model_store_dir == published
+
+    def claim_under(path, mounts, volumes) -> tuple[str, bool]:
+        (mount,) = [m for m in mounts if path.is_relative_to(m["mountPath"])]
+        return volumes[mount["name"]]["persistentVolumeClaim"]["claimName"], bool(mount.get("readOnly"))
+
+    api_volumes = {v["name"]: v for v in pod["volumes"]}
+    run_volumes = {v["name"]: v for v in launcher["volumes"]}
+    assert claim_under(api.model_store_dir, container["volumeMounts"], api_volumes) == ("election-model-store", True)
+    assert claim_under(published, launcher["volumeMounts"], run_volumes) == ("election-model-store", False)
+    # Both stores on one claim, neither inside the other's layout (versions/, LATEST, .staging/ at the root).
+    assert pipeline.real_model_store_dir.parent == pipeline.model_store_dir
+    assert pipeline.real_model_store_dir.name not in ("versions", ".staging", "LATEST")
 
 
 @needs_kustomize
@@ -318,16 +412,20 @@ def test_dagster_values_run_launcher(dagster_values):
     assert {"name": "election-mlflow"} in config["envSecrets"]  # MLFLOW_TRACKING_URI
     env = dict(item.split("=", 1) for item in config["envVars"])
     assert env["ELECTION_MODEL_STORE"] == "/models" and env["ELECTION_REPORTS_DIR"] == "/reports"
+    assert env["ELECTION_REAL_MODEL_STORE"] == "/models/real"
     volumes = {v["name"]: v for v in config["volumes"]}
     mounts = {m["mountPath"]: m for m in config["volumeMounts"]}
     model_volume = volumes[mounts["/models"]["name"]]
     assert model_volume["persistentVolumeClaim"]["claimName"] == "election-model-store"
     assert not mounts["/models"].get("readOnly"), "the run pods write the model store"
     assert volumes[mounts["/reports"]["name"]]["persistentVolumeClaim"]["claimName"] == "election-reports"
-    # The claims the run pods mount are the ones the kustomize base creates.
+    assert volumes[mounts["/data"]["name"]]["persistentVolumeClaim"]["claimName"] == "election-data"
+    # The claims the run pods mount are the ones the kustomize base creates; the rest is scratch space.
     pvcs = yaml.safe_load_all((K8S_DIR / "base" / "pvc.yaml").read_text())
     claim_names = {doc["metadata"]["name"] for doc in pvcs if doc}
-    assert {v["persistentVolumeClaim"]["claimName"] for v in volumes.values()} <= claim_names
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v}
+    assert claims == {"election-model-store", "election-reports", "election-data"} <= claim_names
+    assert all("emptyDir" in v for v in volumes.values() if "persistentVolumeClaim" not in v)
 
 
 def test_dagster_values_postgres_daemon_and_no_secrets(dagster_values):
@@ -357,10 +455,19 @@ def test_dagster_values_and_prod_instance_launch_the_same_run_pods(dagster_value
     assert values["volumeMounts"] == prod["volume_mounts"]
     assert values["resources"] == prod["resources"]
     assert values["securityContext"] == prod["security_context"]
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
     assert (
         values["runK8sConfig"]["podSpecConfig"]["securityContext"]
         == prod["run_k8s_config"]["pod_spec_config"]["security_context"]
     )
+    # DAGSTER_HOME (the emptyDir every Dagster pod mounts there) is the same path in both, and in the image.
+    assert prod["dagster_home"] == dagster_values["global"]["dagsterHome"] == DAGSTER_HOME
+    # Neither instance captures compute logs: the local manager would write into the run pods' scratch home.
+    assert dagster_values["computeLogManager"]["type"] == "NoOpComputeLogManager"
+    assert _prod_instance()["compute_logs"] == {
+        "module": "dagster.core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
     # The chart names these after the release ("dagster") and global values; the file must use the same names.
     assert prod["instance_config_map"] == "dagster-instance"
     assert prod["postgres_password_secret"] == dagster_values["global"]["postgresqlSecretName"]
@@ -379,12 +486,132 @@ def test_dagster_values_code_server_does_not_leak_into_runs(dagster_values):
     (deployment,) = dagster_values["dagster-user-deployments"]["deployments"]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}
     volumes = {v["name"]: v for v in deployment["volumes"]}
-    (mount,) = deployment["volumeMounts"]
+    (mount,) = [m for m in deployment["volumeMounts"] if "persistentVolumeClaim" in volumes[m["name"]]]
     assert mount["mountPath"] == "/models" and mount["readOnly"] is True
     claim = volumes[mount["name"]]["persistentVolumeClaim"]
     assert claim == {"claimName": "election-model-store", "readOnly": True}
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["ELECTION_MODEL_STORE"] == mount["mountPath"]
+    assert env["ELECTION_REAL_MODEL_STORE"] == f"{mount['mountPath']}/real"
+    # The code server sees the same paths as the run pods.
+    launcher = dagster_values["runLauncher"]["config"]["k8sRunLauncher"]
+    launcher_env = dict(item.split("=", 1) for item in launcher["envVars"])
+    assert env == launcher_env
+
+
+def _dagster_pods(values: dict) -> dict[str, dict]:
+    """Every pod of the Dagster release that k8s/dagster/values.yaml shapes, as the chart (or dagster-k8s, for the
+    run pods) assembles it: pod and container security contexts, our volumes and mounts plus the ones the chart adds
+    itself (the instance's dagster.yaml by subPath into DAGSTER_HOME, the workspace), and whose image it runs."""
+    home = values["global"]["dagsterHome"]
+    chart_volumes = [
+        {"name": "dagster-instance", "configMap": {"name": "dagster-instance"}},
+        {"name": "dagster-workspace-yaml", "configMap": {"name": "dagster-workspace-yaml"}},
+    ]
+    chart_mounts = [
+        {"name": "dagster-instance", "mountPath": f"{home}/dagster.yaml", "subPath": "dagster.yaml"},
+        {"name": "dagster-workspace-yaml", "mountPath": "/dagster-workspace/"},
+    ]
+    (code,) = values["dagster-user-deployments"]["deployments"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    pods = {}
+    for name, component in (("webserver", values["dagsterWebserver"]), ("daemon", values["dagsterDaemon"])):
+        pods[name] = {
+            "pod": component.get("podSecurityContext", {}),
+            "container": component.get("securityContext", {}),
+            "volumes": component.get("volumes", []),
+            "mounts": component.get("volumeMounts", []),
+            "chart_volumes": chart_volumes,
+            "chart_mounts": chart_mounts,
+            "our_image": "image" in component,
+        }
+    pods["code server"] = {
+        "pod": code.get("podSecurityContext", {}),
+        "container": code.get("securityContext", {}),
+        "volumes": code.get("volumes", []),
+        "mounts": code.get("volumeMounts", []),
+        "chart_volumes": [],
+        "chart_mounts": [],
+        "our_image": True,
+    }
+    pods["run pods"] = {
+        "pod": launcher["runK8sConfig"]["podSpecConfig"].get("securityContext", {}),
+        "container": launcher.get("securityContext", {}),
+        "volumes": launcher.get("volumes", []),
+        "mounts": launcher.get("volumeMounts", []),
+        "chart_volumes": [],
+        "chart_mounts": [],
+        "our_image": True,  # DAGSTER_CURRENT_IMAGE, the code server's
+    }
+    return pods
+
+
+def _as_pod(name: str, spec: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name.replace(" ", "-")},
+        "spec": {
+            "securityContext": spec["pod"],
+            "containers": [
+                {
+                    "name": "dagster",
+                    "image": "example.invalid/dagster:1.0.0",
+                    "securityContext": spec["container"],
+                    "volumeMounts": [*spec["chart_mounts"], *spec["mounts"]],
+                }
+            ],
+            "volumes": [*spec["chart_volumes"], *spec["volumes"]],
+        },
+    }
+
+
+@pytest.mark.parametrize("workload", ["webserver", "daemon", "code server", "run pods"])
+def test_every_dagster_workload_is_locked_down(dagster_values, workload):
+    """The settings Pod Security "restricted" requires, and a read-only root filesystem with writable emptyDir
+    volumes exactly where Dagster writes (/tmp, DAGSTER_HOME); the same standard as the API Deployment."""
+    import kubernetes_validate
+
+    from election_assets_tests.deploy_helpers import KUBERNETES_VERSION
+
+    spec = _dagster_pods(dagster_values)[workload]
+    # The values are real Kubernetes fields (the chart pastes them into the pod spec as they are).
+    kubernetes_validate.validate(_as_pod(workload, spec), KUBERNETES_VERSION, strict=True)
+    pod_sc, container_sc = spec["pod"], spec["container"]
+    sc = {**pod_sc, **container_sc}
+    assert sc.get("runAsNonRoot") is True, workload
+    if spec["our_image"]:
+        assert pod_sc.get("runAsUser") == UID and pod_sc.get("runAsGroup") == UID, workload
+    else:
+        # The chart's image declares no user: it gets an explicit unprivileged one, not ours.
+        assert pod_sc.get("runAsUser") not in (None, 0, UID) and pod_sc.get("runAsGroup") not in (None, 0), workload
+    assert pod_sc.get("seccompProfile") == {"type": "RuntimeDefault"}, workload
+    assert container_sc.get("allowPrivilegeEscalation") is False, workload
+    assert container_sc.get("readOnlyRootFilesystem") is True, workload
+    assert container_sc.get("privileged") is not True, workload
+    assert container_sc.get("capabilities") == {"drop": ["ALL"]}, workload
+    assert {s["name"] for s in pod_sc.get("sysctls", [])} <= SAFE_SYSCTLS, workload
+    # Writable scratch space where Dagster writes; everything else is a claim or a ConfigMap.
+    volumes = {v["name"]: v for v in [*spec["chart_volumes"], *spec["volumes"]]}
+    assert len(volumes) == len(spec["chart_volumes"]) + len(spec["volumes"]), "volume names collide with the chart's"
+    for volume in volumes.values():
+        assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
+    mounts = {m["mountPath"]: m for m in spec["mounts"]}
+    for path in ("/tmp", DAGSTER_HOME):  # noqa: S108 - an emptyDir mount point, not a shared /tmp
+        assert path in mounts, f"{workload}: {path} must be a writable volume"
+        assert "emptyDir" in volumes[mounts[path]["name"]] and not mounts[path].get("readOnly"), workload
+    for mount in spec["mounts"]:
+        assert mount["name"] in volumes, mount
+
+
+def test_the_webserver_can_bind_its_port_without_root(dagster_values):
+    """The chart runs `dagster-webserver -p <service.port>`; below 1024 a process without capabilities needs the
+    pod's net.ipv4.ip_unprivileged_port_start at or below that port."""
+    webserver = dagster_values["dagsterWebserver"]
+    port = webserver["service"]["port"]
+    if port < 1024:
+        sysctls = {s["name"]: int(s["value"]) for s in webserver["podSecurityContext"].get("sysctls", [])}
+        assert sysctls.get("net.ipv4.ip_unprivileged_port_start", 1024) <= port
 
 
 @needs_kustomize

@@ -1,6 +1,9 @@
-"""The production configuration for real: the whole graph on a Dagster instance stored in PostgreSQL (the storage
-section of dagster.prod.yaml) with the MLflow tracking store in PostgreSQL too. Fresh databases per run, dropped
-afterwards. Needs the PostgreSQL on 127.0.0.1:5432 that the development and CI machines run."""
+"""The production configuration for real: the whole graph (the synthetic pipeline, then every real-mode job and
+partition) on one Dagster instance stored in PostgreSQL (the storage section of dagster.prod.yaml) with the MLflow
+tracking store in PostgreSQL too, and the two model stores laid out as in the pods (the real-mode store inside the
+synthetic one's directory, as /models/real is inside /models). Fresh databases per run, dropped afterwards. Needs the
+PostgreSQL on 127.0.0.1:5432 that the development and CI machines run. Also builds the run pod's Kubernetes Job from
+dagster.prod.yaml's K8sRunLauncher config, offline."""
 
 import os
 import uuid
@@ -14,11 +17,17 @@ from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher
 from mlflow.tracking import MlflowClient
 
+from election_assets.core.data_modes import SYNTHETIC_MODE, data_mode_of
 from election_assets.core.model_store import ModelStore
+from election_assets.core.real_features import REAL_DATA_MODE
+from election_assets.real.backtest import BACKTEST_YEARS
+from election_assets.real.features import FEATURE_YEARS
+from election_assets.real_mode import STEPS, run_all
 from election_assets_tests.helpers import run_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER_IMAGE = "ghcr.io/election-forecasting/election-forecasting-dagster:0.1.0"
+DAGSTER_HOME = "/opt/dagster/dagster_home"
 PG = {"host": os.environ.get("ELECTION_TEST_PG_HOST", "127.0.0.1"), "port": 5432, "user": "postgres"}
 SEARCH = {"config": {"search_iterations": 1, "cv_folds": 2}}
 SMALL = {
@@ -131,7 +140,8 @@ def _run_pod_job(config: dict, tmp_path: Path) -> dict:
 
 def test_run_pod_job_built_from_the_production_launcher(tmp_path):
     """The run pod: our image, the three shared claims read-write at the paths the settings name, the training
-    resources, non-root, and the label the dagster-release NetworkPolicy selects."""
+    resources, non-root with a read-only root filesystem (emptyDir /tmp and DAGSTER_HOME to write in), and the label
+    the dagster-release NetworkPolicy selects."""
     import kubernetes_validate
 
     from election_assets_tests.deploy_helpers import KUBERNETES_VERSION
@@ -146,19 +156,33 @@ def test_run_pod_job_built_from_the_production_launcher(tmp_path):
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["ELECTION_DATA_DIR"] == "/data"
     assert env["ELECTION_MODEL_STORE"] == "/models" and env["ELECTION_REPORTS_DIR"] == "/reports"
-    assert env["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
+    assert env["ELECTION_REAL_MODEL_STORE"] == "/models/real"
+    assert env["DAGSTER_HOME"] == DAGSTER_HOME
     assert {"secretRef": {"name": "election-mlflow"}} in container["envFrom"]
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
-    mounts = {m["mountPath"]: claims[m["name"]] for m in container["volumeMounts"]}
-    assert mounts == {"/models": "election-model-store", "/reports": "election-reports", "/data": "election-data"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    claims = {
+        path: v["persistentVolumeClaim"]["claimName"] for path, v in mounts.items() if "persistentVolumeClaim" in v
+    }
+    assert claims == {"/models": "election-model-store", "/reports": "election-reports", "/data": "election-data"}
+    scratch = {path for path, v in mounts.items() if "emptyDir" in v}
+    assert scratch == {"/tmp", DAGSTER_HOME}  # noqa: S108 - emptyDir mount points
+    assert set(claims) | scratch == set(mounts)
     assert not any(m.get("readOnly") for m in container["volumeMounts"])
     assert container["resources"] == {
         "requests": {"cpu": "2", "memory": "4Gi"},
         "limits": {"cpu": "2", "memory": "8Gi"},
     }
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    pod_sc, container_sc = pod["securityContext"], container["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] == 10001 and pod_sc["runAsGroup"] == 10001
+    assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container_sc == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def test_io_manager_storage_is_on_the_run_pods_shared_claim():
@@ -167,7 +191,9 @@ def test_io_manager_storage_is_on_the_run_pods_shared_claim():
     config = _production_instance_config()
     base_dir = Path(config["local_artifact_storage"]["config"]["base_dir"])
     launcher = config["run_launcher"]["config"]
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in launcher["volumes"]}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in launcher["volumes"] if "persistentVolumeClaim" in v
+    }
     on = [m for m in launcher["volume_mounts"] if base_dir.is_relative_to(m["mountPath"])]
     assert [claims[m["name"]] for m in on] == ["election-data"]
     instance_config = {"local_artifact_storage": config["local_artifact_storage"]}
@@ -179,6 +205,8 @@ def test_io_manager_storage_is_on_the_run_pods_shared_claim():
 def postgres_run(databases, new_sandbox, tmp_path_factory):
     sandbox = new_sandbox("postgres")
     sandbox.env["MLFLOW_TRACKING_URI"] = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{databases['mlflow']}"
+    # The pods' layout: the real-mode store is a directory inside the synthetic store's (/models/real in /models).
+    sandbox.env["ELECTION_REAL_MODEL_STORE"] = str(sandbox.settings().model_store_dir / "real")
     pg_env = {
         "DAGSTER_PG_HOST": PG["host"],
         "DAGSTER_PG_PORT": str(PG["port"]),
@@ -199,11 +227,22 @@ def postgres_run(databases, new_sandbox, tmp_path_factory):
         yield {"sandbox": sandbox, "instance": instance, "result": result, "databases": databases}
 
 
+@pytest.fixture(scope="module")
+def postgres_real_run(postgres_run):
+    """Then the real-mode graph, as `make real` runs it (every job, every partition, in order), on the same
+    PostgreSQL-backed instance and environment: one production instance holds both graphs."""
+    sandbox, instance = postgres_run["sandbox"], postgres_run["instance"]
+    run_all(instance, sandbox.definitions())
+    return postgres_run
+
+
 def test_instance_storage_is_postgres(postgres_run):
     instance = postgres_run["instance"]
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    # Nothing written to the pod's own filesystem: no compute logs (dagster.prod.yaml's compute_logs).
+    assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
 
 
 def test_whole_graph_runs_and_is_read_back_from_postgres(postgres_run):
@@ -231,3 +270,36 @@ def test_mlflow_tracking_and_registry_live_in_postgres(postgres_run):
     manifest = ModelStore(settings.model_store_dir).load().manifest
     assert str(champion.version) == manifest["source_run"]["registered_version"]
     assert _fetch_one(postgres_run["databases"]["mlflow"], "SELECT count(*) FROM model_versions")[0] >= 1
+
+
+def test_real_mode_graph_runs_and_is_read_back_from_postgres(postgres_real_run):
+    instance, sandbox = postgres_real_run["instance"], postgres_real_run["sandbox"]
+    assert instance.get_materialized_partitions(dg.AssetKey("election_features")) == {str(y) for y in FEATURE_YEARS}
+    assert instance.get_materialized_partitions(dg.AssetKey("walk_forward_backtest")) == {
+        str(y) for y in BACKTEST_YEARS
+    }
+    forecast = instance.get_latest_materialization_event(dg.AssetKey("next_election_forecast"))
+    assert forecast is not None
+    # One successful run per job and partition, stored in PostgreSQL.
+    run_ids = []
+    for job_name, partitions in STEPS:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name))
+        assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), job_name
+        expected = {str(p) for p in partitions} if partitions else {None}
+        assert {run.tags.get("dagster/partition") for run in runs} == expected, job_name
+        assert len(runs) == len(expected), job_name
+        run_ids.extend(run.run_id for run in runs)
+    assert forecast.run_id in run_ids
+    query = "SELECT count(*) FROM runs WHERE run_id = ANY(%s)"
+    assert _fetch_one(postgres_real_run["databases"]["dagster"], query, (run_ids,)) == (len(run_ids),)
+
+    # The model a real-mode API serves, published inside the synthetic store's directory, which still loads the
+    # synthetic champion: the two stores share the model-store claim without getting in each other's way.
+    settings = sandbox.settings()
+    assert settings.real_model_store_dir.parent == settings.model_store_dir
+    assert ModelStore(settings.real_model_store_dir).load().manifest["data_mode"] == REAL_DATA_MODE
+    assert data_mode_of(ModelStore(settings.model_store_dir).load().manifest) is SYNTHETIC_MODE
+    # The backtest years and the forecast are MLflow runs in PostgreSQL.
+    query = "SELECT count(*) FROM runs r JOIN experiments e USING (experiment_id) WHERE e.name = %s"
+    (count,) = _fetch_one(postgres_real_run["databases"]["mlflow"], query, (f"{settings.mlflow_experiment}-real",))
+    assert count == len(BACKTEST_YEARS) + 1
