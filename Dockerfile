@@ -10,11 +10,13 @@ FROM ${PYTHON_IMAGE} AS source
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY election_assets ./election_assets
 COPY election_api ./election_api
 
 FROM source AS api-build
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[api]"
+# Pinned to requirements/api.txt, the versions the tests ran against and the SBOM lists.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --constraint requirements/api.txt ".[api]"
 # The API image must stay slim: fail the build if the pipeline stack slipped in through a dependency.
 RUN /opt/venv/bin/python -c "import importlib.util as u, sys; \
 bad = [m for m in ('dagster', 'mlflow', 'evidently', 'pandas', 'sklearn', 'xgboost') if u.find_spec(m)]; \

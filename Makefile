@@ -12,10 +12,11 @@ PORT ?= 8000
 
 install: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
-$(INSTALLED): pyproject.toml
+# The API's dependencies at the versions the API image pins (requirements/api.txt), so the tests run against them.
+$(INSTALLED): pyproject.toml requirements/api.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --constraint requirements/api.txt
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

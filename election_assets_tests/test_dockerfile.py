@@ -133,7 +133,8 @@ def test_both_targets_run_as_the_non_root_uid_of_the_manifests():
 
 def test_api_target_installs_only_the_api_extra():
     (install,) = STAGES["api-build"].all("RUN")[:1]
-    assert re.search(r"pip install \"\.\[api\]\"", install), install
+    assert re.search(r"pip install --constraint requirements/api\.txt \"\.\[api\]\"", install), install
+    assert "requirements ./requirements" in STAGES["source"].all("COPY")
     guard = STAGES["api-build"].all("RUN")[1]
     for module in ("dagster", "mlflow", "evidently"):
         assert f"'{module}'" in guard, f"the build-time guard must reject {module}"
@@ -207,8 +208,9 @@ _OFFLINE_HINTS = (
 
 
 def test_a_fresh_resolution_of_the_api_extra_pulls_in_no_pipeline_package(tmp_path):
-    """What `pip install ".[api]"` in the api-build stage would install today, resolved from the package index
-    (a dry run: nothing is installed). Complements test_supply_chain.py, which looks at the versions installed here."""
+    """What `pip install --constraint requirements/api.txt ".[api]"` in the api-build stage installs, resolved from
+    the package index (a dry run: nothing is installed): exactly the pinned versions, and no pipeline package.
+    Complements test_supply_chain.py, which checks the pins against the versions installed here."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = [*project["dependencies"], *project["optional-dependencies"]["api"]]
     report = tmp_path / "report.json"
@@ -224,6 +226,8 @@ def test_a_fresh_resolution_of_the_api_extra_pulls_in_no_pipeline_package(tmp_pa
             "--disable-pip-version-check",
             "--report",
             str(report),
+            "--constraint",
+            str(ROOT / "requirements" / "api.txt"),
             *requirements,
         ],
         capture_output=True,
@@ -233,8 +237,16 @@ def test_a_fresh_resolution_of_the_api_extra_pulls_in_no_pipeline_package(tmp_pa
     if result.returncode != 0 and any(hint in result.stderr for hint in _OFFLINE_HINTS):
         pytest.skip(f"package index unreachable: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr
-    names = {
-        re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower() for item in json.loads(report.read_text())["install"]
+    resolved = {
+        re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
     }
+    names = set(resolved)
     assert {"numpy", "litestar", "msgspec", "uvicorn", "prometheus-client"} <= names
     assert not names & PIPELINE_ONLY, names & PIPELINE_ONLY
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements" / "api.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert resolved == pins

@@ -30,9 +30,16 @@ def test_no_secrets_in_tracked_files():
     assert scan["results"] == {}
 
 
+def test_the_pinned_api_requirements_are_the_versions_installed_here():
+    # requirements/api.txt pins the API image (Dockerfile) and constrains `make install`: the tests ran on it.
+    committed = (ROOT / "requirements" / "api.txt").read_text()
+    assert _run(sys.executable, "scripts/api_requirements.py").stdout == committed, (
+        "requirements/api.txt is stale: regenerate it with scripts/api_requirements.py"
+    )
+
+
 def test_api_sbom_lists_the_serving_stack_and_nothing_of_the_pipeline(tmp_path):
-    requirements = tmp_path / "api-requirements.txt"
-    requirements.write_text(_run(sys.executable, "scripts/api_requirements.py").stdout)
+    requirements = ROOT / "requirements" / "api.txt"
     sbom_path = tmp_path / "sbom.json"
     _run(str(BIN / "cyclonedx-py"), "requirements", str(requirements), "--of", "JSON", "-o", str(sbom_path))
     components = {c["name"].lower(): c["version"] for c in json.loads(sbom_path.read_text())["components"]}

@@ -1,7 +1,8 @@
 """Print the pinned requirements of the API image: the `api` extra and everything it pulls in, at the versions
-installed here. Feeds the SBOM (cyclonedx-py) and the dependency audit (pip-audit) without a network resolve.
+installed here. The output is committed as requirements/api.txt, which the Dockerfile's api target and `make install`
+use as constraints, and which feeds the SBOM (cyclonedx-py) and the dependency audit (pip-audit).
 
-    .venv/bin/python scripts/api_requirements.py > api-requirements.txt
+    .venv/bin/python scripts/api_requirements.py > requirements/api.txt    # after changing the api extra
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from importlib.metadata import PackageNotFoundError, distribution
 from packaging.requirements import Requirement
 
 PROJECT = "election-forecasting"
+HEADER = """\
+# The API image's dependencies, pinned: the `api` extra and everything it pulls in. The Dockerfile's api target and
+# `make install` both install with this file as constraints, so the tests, the SBOM and the dependency audit describe
+# the image. Regenerate after changing the api extra: .venv/bin/python scripts/api_requirements.py > requirements/api.txt
+"""
 
 
 def _canonical(name: str) -> str:
@@ -46,5 +52,6 @@ def closure(root: str, extras: set[str]) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    sys.stdout.write(HEADER)
     for name, version in sorted(closure(PROJECT, {"api"}).items()):
         print(f"{name}=={version}")

@@ -62,25 +62,32 @@ class MlflowRegistry(dg.ConfigurableResource):
         except MlflowException:
             return None
 
-    @contextmanager
-    def promote(self, model_uri: str, tags: dict[str, str]) -> Iterator[str]:
-        """Register ``model_uri`` as a new version and move the ``champion`` alias to it, yielding the version.
+    def register(self, model_uri: str, tags: dict[str, str]) -> str:
+        """Register ``model_uri`` as a new version of the registered model, without moving any alias."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return str(mlflow.register_model(model_uri, self.registered_model_name, tags=tags).version)
 
-        If the block fails (the model store could not publish), the alias goes back to the previous champion, so
-        the registry never names a model the API cannot serve.
+    def move_champion_alias(self, version: str | None) -> None:
+        """Point the ``champion`` alias at ``version``; ``None`` removes it (no champion)."""
+        client = self.client()
+        if version is None:
+            client.delete_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS)
+        else:
+            client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version)
+
+    @contextmanager
+    def champion_alias_moved_to(self, version: str) -> Iterator[None]:
+        """Move the ``champion`` alias to ``version`` for the block; if the block raises, move it back.
+
+        The block is the model store's commit (moving ``LATEST``): if that fails, the API keeps serving the
+        previous champion, so the alias must name it again.
         """
         previous = self.champion_version()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        version = str(mlflow.register_model(model_uri, self.registered_model_name, tags=tags).version)
-        client = self.client()
-        client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version)
+        self.move_champion_alias(version)
         try:
-            yield version
+            yield
         except BaseException:
-            if previous is None:
-                client.delete_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS)
-            else:
-                client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, previous)
+            self.move_champion_alias(previous)
             raise
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:

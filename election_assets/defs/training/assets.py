@@ -17,7 +17,7 @@ from pydantic import Field
 
 from election_assets.core.compiled_model import save_compiled_model
 from election_assets.core.features import FEATURE_NAMES
-from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStoreError
+from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore, ModelStoreError
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, INPUT_FIELDS, LABEL, REGION_ID
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
 from election_assets.defs.lineage import fingerprint
@@ -156,8 +156,7 @@ def _holdout_rows(cleaned: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame
     return rows[[REGION_ID, *INPUT_FIELD_NAMES, LABEL]]
 
 
-def _evaluate_incumbent(storage: ProjectStorage, x_test: np.ndarray, y_test: np.ndarray, log) -> dict | None:
-    store = storage.model_store()
+def _evaluate_incumbent(store: ModelStore, x_test: np.ndarray, y_test: np.ndarray, log) -> dict | None:
     try:
         incumbent = store.load()
     except ModelStoreError as error:
@@ -168,6 +167,34 @@ def _evaluate_incumbent(storage: ProjectStorage, x_test: np.ndarray, y_test: np.
         "version": incumbent.version,
         "metrics": classification_metrics(y_test, incumbent.model.predict_proba_a(x_test)),
     }
+
+
+def _align_champion_alias_with_latest(store: ModelStore, registry: MlflowRegistry, log) -> str | None:
+    """Point the registry alias ``champion`` at the registry version of the model ``LATEST`` names (no alias if
+    nothing is published); returns the version the alias named if it had to be moved.
+
+    Promotion moves the alias just before ``LATEST`` (see ``champion_model``), so a process killed between the
+    two leaves the alias on a version the API does not serve. The next run puts it back before anything else.
+    """
+    try:
+        latest = store.latest_version()
+        source_run = store.read_manifest(latest).get("source_run", {}) if latest else {}
+    except ModelStoreError as error:
+        log.warning(f"champion alias left as it is: cannot tell which model the store serves: {error}")
+        return None
+    if latest is not None and source_run.get("registered_model") != registry.registered_model_name:
+        log.warning(f"champion alias left as it is: served model {latest} is not registered in this registry")
+        return None
+    served = source_run.get("registered_version")
+    aliased = registry.champion_version()
+    if aliased == served:
+        return None
+    log.warning(
+        f"alias champion named version {aliased}, but the store serves {latest or 'no model'} (version {served}): "
+        "a promotion was interrupted, so the alias goes back to what the API serves"
+    )
+    registry.move_champion_alias(served)
+    return aliased
 
 
 @dg.asset(
@@ -190,12 +217,14 @@ def champion_model(
 ) -> dg.MaterializeResult:
     """The best candidate (by CV), promoted to the model store and the MLflow registry alias ``champion`` only
     if it beats the current champion on the held-out rows."""
+    store = storage.model_store()
+    alias_restored_from = _align_champion_alias_with_latest(store, mlflow_registry, context.log)
     metric = config.selection_metric
     candidates = [candidate_logistic_regression, candidate_random_forest, candidate_xgboost]
     ranked = sorted(candidates, key=lambda c: c.cv_metrics[metric], reverse=not LOWER_IS_BETTER[metric])
     challenger = ranked[0]
     x_test, y_test = _split(region_features, "test")
-    incumbent = _evaluate_incumbent(storage, x_test, y_test, context.log)
+    incumbent = _evaluate_incumbent(store, x_test, y_test, context.log)
     challenger_value = challenger.test_metrics[metric]
     if incumbent is None:
         promoted, reason = True, "no loadable champion yet: the first challenger is promoted"
@@ -218,6 +247,8 @@ def champion_model(
         "training_data_fingerprint": data_version,
         **{f"test_{k}": v for k, v in challenger.test_metrics.items()},
     }
+    if alias_restored_from is not None:
+        metadata["champion_alias_restored_from"] = alias_restored_from
     # The record of one loop: what triggered it, which champion it started from, and by how much it moved.
     loop_tags = {
         k.removeprefix(LOOP_TAG_PREFIX): v for k, v in context.run.tags.items() if k.startswith(LOOP_TAG_PREFIX)
@@ -226,9 +257,13 @@ def champion_model(
     metadata["champion_before"] = incumbent["version"] if incumbent else "none"
     if incumbent is not None:
         metadata["incumbent_version"] = incumbent["version"]
-        metadata[f"incumbent_test_{metric}"] = incumbent["metrics"][metric]
         sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
-        metadata[f"{metric}_improvement"] = sign * (incumbent["metrics"][metric] - challenger_value)
+        comparison = {
+            f"incumbent_test_{metric}": incumbent["metrics"][metric],
+            f"{metric}_improvement": sign * (incumbent["metrics"][metric] - challenger_value),
+        }
+        metadata |= comparison
+        mlflow_registry.log_metrics(challenger.mlflow_run_id, comparison)
 
     bayes_gap = None
     if TRUE_PROBABILITY in region_features.columns:
@@ -248,13 +283,14 @@ def champion_model(
         metadata |= bayes_gap
         mlflow_registry.log_metrics(challenger.mlflow_run_id, bayes_gap)
 
-    mlflow_registry.set_tags(
-        challenger.mlflow_run_id,
-        {"champion_promoted": str(promoted), "champion_reason": reason}
-        | {f"loop.{key}": value for key, value in loop_tags.items()},
-    )
+    decision_tags = {"champion_promoted": str(promoted), "champion_reason": reason} | {
+        f"loop.{key}": value for key, value in loop_tags.items()
+    }
     if not promoted:
-        return dg.MaterializeResult(metadata=metadata | {"champion_after": metadata["champion_before"]})
+        champion_after = metadata["champion_before"]
+        mlflow_registry.set_tags(challenger.mlflow_run_id, decision_tags | {"loop.champion_after": champion_after})
+        return dg.MaterializeResult(metadata=metadata | {"champion_after": champion_after})
+    mlflow_registry.set_tags(challenger.mlflow_run_id, decision_tags)
 
     holdout = _holdout_rows(cleaned_regions, region_features)
 
@@ -267,21 +303,35 @@ def champion_model(
         "training_data_fingerprint": data_version,
         "dagster_run_id": context.run.run_id,
     }
-    swept = storage.model_store().discard_stale_staging(older_than_seconds=STALE_STAGING_SECONDS)
+    swept = store.discard_stale_staging(older_than_seconds=STALE_STAGING_SECONDS)
     if swept:
         context.log.warning(f"removed {swept} half-written model version(s) left by crashed runs")
-    with mlflow_registry.promote(challenger.mlflow_model_uri, registry_tags) as registered_version:
-        source_run = {
-            "dagster_run_id": context.run.run_id,
-            "mlflow_run_id": challenger.mlflow_run_id,
-            "mlflow_model_uri": challenger.mlflow_model_uri,
-            "registered_model": mlflow_registry.registered_model_name,
-            "registered_version": registered_version,
-        }
-        promotion = {"metric": metric, "reason": reason}
-        manifest = _manifest(challenger, region_features, bayes_gap, promotion, source_run)
-        store_version = storage.model_store().publish(manifest, write_artifacts)
-    mlflow_registry.set_tags(challenger.mlflow_run_id, {"model_store_version": store_version})
+    # The registry and the store cannot change in one step, so the order of the steps is chosen for a process
+    # killed between any two of them (errors are handled within each step). The API serves what LATEST names, and
+    # LATEST moves last. A process killed
+    # - after registering, or after writing the store version: leaves the alias and LATEST on the previous
+    #   champion, and behind them a registry version no alias names and a store version LATEST does not name;
+    # - after moving the alias: leaves the alias on a complete store version the API does not serve yet, until
+    #   the next run's _align_champion_alias_with_latest moves it back;
+    # - after moving LATEST: leaves both on the new champion (only the run's last tags are missing).
+    # The alias moves before LATEST, not after, because the registry is a remote service, the likelier to fail:
+    # its failure then leaves the store as it was, and a failure to move LATEST moves the alias back.
+    registered_version = mlflow_registry.register(challenger.mlflow_model_uri, registry_tags)
+    source_run = {
+        "dagster_run_id": context.run.run_id,
+        "mlflow_run_id": challenger.mlflow_run_id,
+        "mlflow_model_uri": challenger.mlflow_model_uri,
+        "registered_model": mlflow_registry.registered_model_name,
+        "registered_version": registered_version,
+    }
+    promotion = {"metric": metric, "reason": reason}
+    manifest = _manifest(challenger, region_features, bayes_gap, promotion, source_run)
+    store_version = store.publish(manifest, write_artifacts, make_latest=False)
+    with mlflow_registry.champion_alias_moved_to(registered_version):
+        store.point_latest_to(store_version)
+    mlflow_registry.set_tags(
+        challenger.mlflow_run_id, {"model_store_version": store_version, "loop.champion_after": store_version}
+    )
     context.log.info(
         f"published champion {store_version} "
         f"(MLflow {mlflow_registry.registered_model_name} version {registered_version})"
@@ -291,7 +341,7 @@ def champion_model(
             **metadata,
             "model_store_version": store_version,
             "champion_after": store_version,
-            "model_store_path": dg.MetadataValue.path(str(storage.model_store().version_dir(store_version))),
+            "model_store_path": dg.MetadataValue.path(str(store.version_dir(store_version))),
             "registered_model_version": registered_version,
         }
     )
