@@ -275,9 +275,9 @@ def main() -> int:
 
     def row(label, key, fmt, target="", met=None):
         value = key(ours)
-        other = key(base) if base else float("nan")
+        other = format(key(base), fmt) if base else "-"
         verdict = "" if met is None else ("  PASS" if met(value) else "  MISSED")
-        print(f"{label:<38}{format(value, fmt):>16}{format(other, fmt):>16}   {target}{verdict}")
+        print(f"{label:<38}{format(value, fmt):>16}{other:>16}   {target}{verdict}")
 
     ratio = ours["single"]["rps"] / base["single"]["rps"] if base else float("nan")
     row(

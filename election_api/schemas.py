@@ -211,9 +211,12 @@ class RequestCodec:
         self._batch = msgspec.json.Decoder(self.batch_type)
         self._int_columns = [index for index, spec in enumerate(mode.input_fields) if spec.kind == "int"]
         self._int_fields = frozenset(self.field_names[index] for index in self._int_columns)
-        self._required_columns = [
-            index for index, name in enumerate(self.field_names) if name not in mode.optional_fields
-        ]
+        # Only a mode with optional fields pays for the column selection (NaN marks an absent optional field).
+        self._required_columns = (
+            [index for index, name in enumerate(self.field_names) if name not in mode.optional_fields]
+            if mode.optional_fields
+            else None
+        )
 
     def decode_single(self, body: bytes) -> np.ndarray:
         """The (1, fields) input matrix of one row's body."""
@@ -280,7 +283,11 @@ class RequestCodec:
         except OverflowError:
             raise self._overflow(rows, batch) from None
         matrix = matrix.reshape(len(rows), len(self.field_names))
-        if not np.isfinite(matrix[:, self._required_columns]).all() or np.isinf(matrix).any():
+        if self._required_columns is None:
+            finite = np.isfinite(matrix).all()
+        else:
+            finite = np.isfinite(matrix[:, self._required_columns]).all() and not np.isinf(matrix).any()
+        if not finite:
             raise self._overflow(rows, batch)
         fractional = matrix[:, self._int_columns] % 1.0 != 0.0
         if fractional.any():

@@ -98,6 +98,13 @@ def _killed_training(sandbox, kill_point: str, drift: float) -> dict:
     return {"exitcode": trainer.exitcode, **_state(sandbox)}
 
 
+def _gated(sandbox, name: str, result) -> dict:
+    """What one gated training left: the champion decision, the challenger's MLflow run, the store and registry."""
+    champion = _metadata(result, "champion_model")
+    challenger = _metadata(result, f"candidate_{champion['challenger']}")
+    return {name: champion, f"{name}_run_id": challenger["mlflow_run_id"], f"after_{name}": _state(sandbox)}
+
+
 @pytest.fixture(scope="module")
 def history(new_sandbox):
     """Training runs in one sandbox, each state recorded right after its run: a failed first publish, a first
@@ -129,27 +136,13 @@ def history(new_sandbox):
         for point in ("after registering the version", "after writing the store version", "after moving the alias")
     }
 
-    worse = run_assets(sandbox, _training_config(1_200), list(TRAINING_ASSETS))
-    worse_champion = _metadata(worse, "champion_model")
-    worse_challenger = _metadata(worse, f"candidate_{worse_champion['challenger']}")
-    history |= {
-        "worse": worse_champion,
-        "worse_run_id": worse_challenger["mlflow_run_id"],
-        "after_worse": _state(sandbox),
-    }
+    history |= _gated(sandbox, "worse", run_assets(sandbox, _training_config(1_200), list(TRAINING_ASSETS)))
 
     with mock.patch.object(ModelStore, "point_latest_to", side_effect=OSError("simulated failure to replace LATEST")):
         unmovable = run_assets(sandbox, _training_config(2_000, DRIFT), list(TRAINING_ASSETS), raise_on_error=False)
     history["after_unmovable_latest"] = {**_state(sandbox), "success": unmovable.success}
 
-    better = run_assets(sandbox, _training_config(2_000, DRIFT), list(TRAINING_ASSETS))
-    better_champion = _metadata(better, "champion_model")
-    better_challenger = _metadata(better, f"candidate_{better_champion['challenger']}")
-    history |= {
-        "better": better_champion,
-        "better_run_id": better_challenger["mlflow_run_id"],
-        "after_better": _state(sandbox),
-    }
+    history |= _gated(sandbox, "better", run_assets(sandbox, _training_config(2_000, DRIFT), list(TRAINING_ASSETS)))
 
     history["killed"]["after moving LATEST"] = _killed_training(sandbox, "after moving LATEST", FURTHER_DRIFT)
     return history
