@@ -31,7 +31,9 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.params import Parameter
+from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from swagger_ui_bundle import swagger_ui_path
 
 from election_api import SERVICE_NAME, __version__
 from election_api.logs import AccessLog
@@ -60,6 +62,8 @@ log = logging.getLogger("election_api.app")
 THREAD_OFFLOAD_ROWS = 2_000
 _METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 _ADMIN_SECURITY = "AdminToken"
+# Swagger UI's files, served from the installed swagger-ui-bundle-v2 package: the docs page needs no CDN.
+_DOCS_ASSETS = "/schema/assets"
 _CANDIDATE_A, _CANDIDATE_B = LABELS
 
 
@@ -407,7 +411,10 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
         metrics.confidence.observe_many(np.maximum(p_a, 1.0 - p_a))
         return BatchPrediction(predictions, served.version, len(predictions))
 
-    handlers: list[Any] = [index, health, ready, model_info, prometheus_metrics, predict, predict_batch]
+    docs_assets = create_static_files_router(
+        path=_DOCS_ASSETS, directories=[swagger_ui_path], include_in_schema=False, name="docs_assets"
+    )
+    handlers: list[Any] = [index, health, ready, model_info, prometheus_metrics, predict, predict_batch, docs_assets]
 
     if settings.admin_token:
         token = settings.admin_token.encode()
@@ -475,7 +482,8 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
             title="Election forecasting API",
             version=__version__,
             description=(
-                "Predicts the winner of a region with the champion model of the election forecasting pipeline. "
+                f"Predicts the winner of a {mode.unit} ({mode.name} mode, ELECTION_API_MODE) with the champion model "
+                "of the election forecasting pipeline. "
                 "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}."
             ),
             path="/schema",
@@ -488,7 +496,17 @@ def create_app(settings: ApiSettings | None = None) -> ElectionApi:
                     )
                 }
             ),
-            render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/swagger",
+                    js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+                    css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+                    standalone_preset_js_url=f"{_DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                    favicon="",
+                ),
+                # ReDoc has no packaged build: its page loads the script from cdn.redoc.ly (no web fonts, though).
+                RedocRenderPlugin(path="/redoc", google_fonts=False, favicon=""),
+            ],
         ),
         debug=False,
     )

@@ -145,6 +145,21 @@ def test_openapi_schema_and_docs(client):
     for docs in ("/schema/swagger", "/schema/redoc"):
         page = client.get(docs)
         assert page.status_code == 200 and "<html" in page.text.lower()
+    assert not any(path.startswith("/schema/assets") for path in schema["paths"])
+
+
+def test_the_swagger_page_is_served_without_a_cdn(client):
+    """Every script and style the Swagger page loads comes from the API itself (air-gapped clusters, CI)."""
+    import re
+
+    page = client.get("/schema/swagger").text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert len(assets) == 3 and not [url for url in assets if "://" in url], assets
+    for url in assets:
+        media_type = "text/css" if url.endswith(".css") else "text/javascript"
+        response = client.get(url)
+        assert response.status_code == 200 and len(response.content) > 100_000, url
+        assert response.headers["content-type"].startswith(media_type), (url, response.headers["content-type"])
 
 
 def test_unknown_route_and_method(client):
