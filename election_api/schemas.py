@@ -204,11 +204,10 @@ class RequestCodec:
     """
 
     def __init__(self, mode: DataMode):
-        self.mode = mode
         self.field_names = mode.input_field_names
-        self.row_type, self.batch_type = request_types(mode)
-        self._single = msgspec.json.Decoder(self.row_type)
-        self._batch = msgspec.json.Decoder(self.batch_type)
+        row_type, batch_type = request_types(mode)
+        self._single = msgspec.json.Decoder(row_type)
+        self._batch = msgspec.json.Decoder(batch_type)
         self._int_columns = [index for index, spec in enumerate(mode.input_fields) if spec.kind == "int"]
         self._int_fields = frozenset(self.field_names[index] for index in self._int_columns)
         # Only a mode with optional fields pays for the column selection (NaN marks an absent optional field).

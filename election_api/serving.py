@@ -110,8 +110,6 @@ def build_served_model(store: ModelStore, version: str, mode: DataMode) -> Serve
         raise ModelStoreError(f"version {version!r}: model cannot score a valid row: {error}") from error
     if probability.shape != (1,) or not np.all((probability >= 0.0) & (probability <= 1.0)):
         raise ModelStoreError(f"version {version!r}: model returned an invalid probability {probability!r}")
-    if len(mode.model_columns) != stored.model.n_features:
-        raise ModelStoreError(f"version {version!r}: model expects {stored.model.n_features} features")
     loaded_at = _now()
     try:  # the /model/info body, checked against its documented schema once, at load time
         info = msgspec.json.encode(msgspec.convert(model_info(stored.version, stored.manifest, loaded_at), ModelInfo))
