@@ -44,10 +44,14 @@ def render(settings: PipelineSettings) -> str:
     real = settings.reports_dir / "real"
     electoral = json.loads((real / "forecast" / f"electoral_votes_{NEXT_ELECTION}.json").read_text())
     low, high = electoral["candidate_a_votes_90pct"]
+    pooled = json.loads((real / "backtest.json").read_text())["pooled_vote_weighted_gain"]
+    years = pooled["years"]
     return "\n".join(
         [
             f"Backtest table : {real / 'backtest.md'}",
             (real / "backtest.md").read_text().rstrip(),
+            f"  vote-weighted accuracy vs persistence, {years[0]}-{years[-1]} pooled: {pooled['vw_gain']:+.3f} "
+            f"[{pooled['vw_gain_low']:+.3f}, {pooled['vw_gain_high']:+.3f}]",
             f"Calibration    : {real / 'backtest'}/<year>/calibration.png",
             f"Forecast {NEXT_ELECTION}  : {real / 'forecast'}/forecast_county_{NEXT_ELECTION}.csv, "
             f"forecast_state_{NEXT_ELECTION}.csv",

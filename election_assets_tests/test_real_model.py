@@ -13,14 +13,18 @@ from election_assets.core.real_features import REAL_INPUT_FIELD_NAMES, STATE_SWI
 from election_assets.defs.training.export import compile_swing_model
 from election_assets.real import sources
 from election_assets.real.backtest import (
+    ACCEPTANCE_YEARS,
     BACKTEST_YEARS,
     FORECASTER,
+    GAIN_LEVEL,
     MARGIN_LOGISTIC,
     PERSISTENCE,
     backtest_markdown,
     backtest_year,
     beats_baselines,
+    pooled_vote_weighted_gain,
     training_rows,
+    vote_weighted_gain,
 )
 from election_assets.real.evaluation import electoral_votes, simulate_states
 from election_assets.real.features import (
@@ -220,10 +224,79 @@ def test_vote_weighted_accuracy_is_not_worse_than_persistence(backtests, year):
     assert beats_baselines(backtests[year].scores)["vote_weighted_accuracy"], backtests[year].scores
 
 
+def test_the_gain_over_persistence_is_the_difference_of_their_vote_weighted_accuracies(backtests):
+    for result in backtests.values():
+        forecaster, persistence = result.scores_for(FORECASTER), result.scores_for(PERSISTENCE)
+        gain = forecaster["vote_weighted_accuracy"] - persistence["vote_weighted_accuracy"]
+        assert forecaster["vw_gain"] == pytest.approx(gain, abs=1e-12)
+        assert forecaster["vw_gain_low"] <= forecaster["vw_gain"] <= forecaster["vw_gain_high"]
+        assert forecaster["votes"] == result.counties["outcome_total_votes"].sum()
+
+
+def _counties(states: list[str], votes: list[int], won: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"state_po": states, "outcome_total_votes": votes, "outcome_dem_win": won})
+
+
+def test_the_vote_weighted_gain_counts_the_votes_of_the_counties_only_one_model_called_right():
+    counties = _counties(["AA", "AA", "BB", "BB"], [100, 300, 400, 200], [1, 0, 1, 0])
+    model = np.array([0.9, 0.2, 0.8, 0.6])  # wrong on the last county (200 votes)
+    baseline = np.array([0.9, 0.7, 0.3, 0.4])  # wrong on the second and third (700 votes)
+    gain = vote_weighted_gain(counties, model, baseline, resamples=500)
+    assert gain["vw_gain"] == pytest.approx((700 - 200) / 1000)
+    assert gain["votes"] == 1000
+    unchanged = vote_weighted_gain(counties, model, model, resamples=500)
+    assert unchanged["vw_gain"] == unchanged["vw_gain_low"] == unchanged["vw_gain_high"] == 0.0
+
+
+def test_the_gain_interval_resamples_whole_states_not_counties():
+    # One state: every resample of states is the same state, so the interval has no width, however its counties
+    # disagree. A county bootstrap would give it one.
+    counties = _counties(["AA"] * 4, [100, 200, 300, 400], [1, 1, 0, 0])
+    model, baseline = np.array([0.9, 0.1, 0.1, 0.9]), np.array([0.1, 0.9, 0.9, 0.1])
+    gain = vote_weighted_gain(counties, model, baseline, resamples=500)
+    assert (
+        gain["vw_gain_low"] == gain["vw_gain"] == gain["vw_gain_high"] == pytest.approx((100 + 300 - 200 - 400) / 1000)
+    )
+    assert gain["vw_gain_se"] == pytest.approx(0.0, abs=1e-15)
+    # Ten states that each favour one model: the interval now has width and holds the estimate.
+    many = _counties([f"S{i}" for i in range(10)], [100] * 10, [1] * 10)
+    spread = vote_weighted_gain(many, np.array([0.9] * 6 + [0.1] * 4), np.full(10, 0.4), resamples=2000)
+    assert spread["vw_gain"] == pytest.approx(0.6)
+    assert spread["vw_gain_low"] < 0.6 < spread["vw_gain_high"] and spread["vw_gain_se"] > 0
+
+
+def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent_errors():
+    def year(gain: float, se: float, votes: float) -> pd.DataFrame:
+        return pd.DataFrame({"vw_gain": [gain], "vw_gain_se": [se], "votes": [votes]}, index=[FORECASTER])
+
+    pooled = pooled_vote_weighted_gain({2012: year(0.02, 0.01, 100.0), 2016: year(-0.01, 0.02, 300.0)}, (2012, 2016))
+    assert pooled["vw_gain"] == pytest.approx(0.25 * 0.02 + 0.75 * -0.01)
+    half_width = 1.959964 * np.sqrt((0.25 * 0.01) ** 2 + (0.75 * 0.02) ** 2)
+    assert GAIN_LEVEL == 0.95
+    assert pooled["vw_gain_high"] - pooled["vw_gain"] == pytest.approx(half_width, rel=1e-5)
+    assert pooled["vw_gain"] - pooled["vw_gain_low"] == pytest.approx(half_width, rel=1e-5)
+
+
 def test_the_readme_backtest_table_is_the_one_the_code_renders(backtests):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = backtest_markdown({year: result.scores for year, result in backtests.items()})
     assert table in readme
+
+
+def test_the_readme_pooled_gains_are_the_ones_the_code_computes(backtests):
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    scores = {year: result.scores for year, result in backtests.items()}
+    from_2012 = pooled_vote_weighted_gain(scores, ACCEPTANCE_YEARS)
+    every_year = pooled_vote_weighted_gain(scores, BACKTEST_YEARS)
+    assert ACCEPTANCE_YEARS == (2012, 2016, 2020)
+    assert (
+        f"Over all the votes of 2012-2020 together the forecaster is {from_2012['vw_gain']:+.3f} ahead of persistence "
+        f"(95 % interval {from_2012['vw_gain_low']:+.3f} to {from_2012['vw_gain_high']:+.3f};"
+    ) in readme
+    assert (
+        f"and {every_year['vw_gain']:+.3f} ({every_year['vw_gain_low']:+.3f} to {every_year['vw_gain_high']:+.3f})"
+        " with 2008"
+    ) in readme
 
 
 def test_the_backtest_scores_every_county_and_state_of_the_test_year(backtests, features_by_year):

@@ -57,6 +57,7 @@ def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_p
     sandbox, _ = real_pipeline
     text = render(sandbox.settings())
     assert "| 2020 | **swing_forecaster** |" in text
+    assert "vote-weighted accuracy vs persistence, 2012-2020 pooled: " in text
     assert f"forecast_county_{NEXT_ELECTION}.csv" in text and "electoral votes median" in text
 
 

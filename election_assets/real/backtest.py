@@ -3,9 +3,11 @@ forecaster beside the two baselines on the same counties."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 
+import numpy as np
 import pandas as pd
 
 from election_assets.real.evaluation import (
@@ -26,6 +28,10 @@ BACKTEST_YEARS: tuple[int, ...] = (2008, 2012, 2016, 2020)
 FORECASTER = "swing_forecaster"
 PERSISTENCE = "persistence"
 MARGIN_LOGISTIC = "margin_logistic"
+# The acceptance rule of real mode is judged from 2012 on (2008 trains on a single election).
+ACCEPTANCE_YEARS: tuple[int, ...] = tuple(year for year in BACKTEST_YEARS if year >= 2012)
+GAIN_RESAMPLES = 2000
+GAIN_LEVEL = 0.95
 
 
 def training_rows(features_by_year: Mapping[int, pd.DataFrame], before: int) -> pd.DataFrame:
@@ -34,6 +40,40 @@ def training_rows(features_by_year: Mapping[int, pd.DataFrame], before: int) -> 
     if not frames:
         raise ValueError(f"no labelled elections before {before} to train on")
     return pd.concat(frames, ignore_index=True)
+
+
+def vote_weighted_gain(
+    outcome: pd.DataFrame, probability: np.ndarray, baseline: np.ndarray, resamples: int = GAIN_RESAMPLES, seed: int = 0
+) -> dict[str, float]:
+    """Vote-weighted accuracy of ``probability`` minus the baseline's on the same counties, with a bootstrap
+    interval. Counties of one state share its poll error, so they are not independent draws: the state is the
+    unit resampled. Keys: ``vw_gain`` and its ``vw_gain_low``, ``vw_gain_high`` (``GAIN_LEVEL`` interval) and
+    ``vw_gain_se``, plus the ``votes`` counted, to pool years."""
+    won = outcome["outcome_dem_win"].to_numpy() == 1
+    votes = outcome["outcome_total_votes"].to_numpy(dtype=np.float64)
+    gained = (((probability > 0.5) == won).astype(float) - ((baseline > 0.5) == won).astype(float)) * votes
+    by_state = pd.DataFrame({"gained": gained, "votes": votes}).groupby(outcome["state_po"].to_numpy()).sum()
+    draws = np.random.default_rng(seed).integers(0, len(by_state), size=(resamples, len(by_state)))
+    resampled = by_state["gained"].to_numpy()[draws].sum(axis=1) / by_state["votes"].to_numpy()[draws].sum(axis=1)
+    tail = (1.0 - GAIN_LEVEL) / 2.0
+    return {
+        "vw_gain": float(by_state["gained"].sum() / by_state["votes"].sum()),
+        "vw_gain_low": float(np.quantile(resampled, tail)),
+        "vw_gain_high": float(np.quantile(resampled, 1.0 - tail)),
+        "vw_gain_se": float(resampled.std(ddof=1)),
+        "votes": float(by_state["votes"].sum()),
+    }
+
+
+def pooled_vote_weighted_gain(scores_by_year: Mapping[int, pd.DataFrame], years: tuple[int, ...]) -> dict[str, float]:
+    """The forecaster's vote-weighted gain over persistence on every vote of ``years`` together. The years are
+    separate elections, so their bootstrap errors combine as independent ones (normal interval)."""
+    rows = pd.DataFrame([scores_by_year[year].loc[FORECASTER] for year in years])
+    weights = rows["votes"] / rows["votes"].sum()
+    estimate = float((weights * rows["vw_gain"]).sum())
+    error = float(np.sqrt((weights**2 * rows["vw_gain_se"] ** 2).sum()))
+    z = NormalDist().inv_cdf(0.5 + GAIN_LEVEL / 2.0)
+    return {"vw_gain": estimate, "vw_gain_low": estimate - z * error, "vw_gain_high": estimate + z * error}
 
 
 @dataclass(frozen=True)
@@ -63,6 +103,7 @@ def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state
     }
     rows = {name: score(probability, test) for name, probability in probabilities.items()}
     rows[FORECASTER] |= score(probabilities[FORECASTER], test, share)
+    rows[FORECASTER] |= vote_weighted_gain(test, probabilities[FORECASTER], probabilities[PERSISTENCE])
     simulation = simulate_states(test, share, forecaster.noise(test))
     rows[FORECASTER] |= score_states(simulation, state_shares)
     previous_winner = test.groupby("state_po")["state_prev_dem_share"].first()
@@ -83,27 +124,35 @@ def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state
     )
 
 
-_TABLE_COLUMNS = {
-    "accuracy": ("accuracy", "{:.3f}"),
-    "vote_weighted_accuracy": ("vote-weighted acc.", "{:.3f}"),
-    "brier": ("Brier", "{:.4f}"),
-    "log_loss": ("log loss", "{:.4f}"),
-    "dem_share_rmse": ("share RMSE", "{:.4f}"),
-    "states_right": ("states right", "{:.0f}/51"),
-    "state_brier": ("state Brier", "{:.4f}"),
+def _formatted(key: str, template: str) -> Callable[[pd.Series], str]:
+    return lambda row: "" if key not in row or pd.isna(row[key]) else template.format(row[key])
+
+
+def _gain_cell(row: pd.Series) -> str:
+    if "vw_gain" not in row or pd.isna(row["vw_gain"]):
+        return ""
+    return "{:+.3f} [{:+.3f}, {:+.3f}]".format(row["vw_gain"], row["vw_gain_low"], row["vw_gain_high"])
+
+
+_TABLE_COLUMNS: dict[str, Callable[[pd.Series], str]] = {
+    "accuracy": _formatted("accuracy", "{:.3f}"),
+    "vote-weighted acc.": _formatted("vote_weighted_accuracy", "{:.3f}"),
+    f"vs persistence [{GAIN_LEVEL:.0%} CI]": _gain_cell,
+    "Brier": _formatted("brier", "{:.4f}"),
+    "log loss": _formatted("log_loss", "{:.4f}"),
+    "share RMSE": _formatted("dem_share_rmse", "{:.4f}"),
+    "states right": _formatted("states_right", "{:.0f}/51"),
+    "state Brier": _formatted("state_brier", "{:.4f}"),
 }
 
 
 def backtest_markdown(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
     """The backtest table of the README: one row per year and model, from each year's ``YearBacktest.scores``."""
-    header = ["year", "model", *(label for label, _ in _TABLE_COLUMNS.values())]
+    header = ["year", "model", *_TABLE_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for year, scores in sorted(scores_by_year.items()):
         for model, row in scores.iterrows():
-            cells = [
-                "" if key not in row or pd.isna(row[key]) else fmt.format(row[key])
-                for key, (_, fmt) in _TABLE_COLUMNS.items()
-            ]
+            cells = [cell(row) for cell in _TABLE_COLUMNS.values()]
             name = f"**{model}**" if model == FORECASTER else model
             lines.append("| " + " | ".join([str(year), name, *cells]) + " |")
     return "\n".join(lines)

@@ -34,11 +34,13 @@ from election_assets.defs.lineage import fingerprint, table_output
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
 from election_assets.defs.training.export import compile_swing_model
 from election_assets.real.backtest import (
+    ACCEPTANCE_YEARS,
     BACKTEST_YEARS,
     FORECASTER,
     backtest_markdown,
     backtest_year,
     beats_baselines,
+    pooled_vote_weighted_gain,
     training_rows,
 )
 from election_assets.real.evaluation import (
@@ -172,20 +174,30 @@ def walk_forward_backtest(
 def backtest_summary(
     context: dg.AssetExecutionContext, walk_forward_backtest: dict[str, pd.DataFrame], storage: ProjectStorage
 ) -> dg.MaterializeResult:
-    """Every backtest year in one table (the README's), and whether the forecaster beat both baselines."""
+    """Every backtest year in one table (the README's), whether the forecaster beat both baselines each year, and
+    its vote-weighted accuracy gain over persistence on all the votes of the acceptance years together."""
     scores_by_year = {
         int(year): frame.drop(columns="year").set_index("model") for year, frame in walk_forward_backtest.items()
     }
     table = backtest_markdown(scores_by_year)
     verdicts = {str(year): beats_baselines(scores) for year, scores in sorted(scores_by_year.items())}
+    acceptance_years = tuple(year for year in ACCEPTANCE_YEARS if year in scores_by_year)
+    pooled = pooled_vote_weighted_gain(scores_by_year, acceptance_years) if acceptance_years else {}
     directory = storage.reports_path("real")
     (directory / "backtest.md").write_text(table + "\n")
-    (directory / "backtest.json").write_text(json.dumps(verdicts, indent=2) + "\n")
+    summary = {"beats_baselines": verdicts, "pooled_vote_weighted_gain": {"years": acceptance_years, **pooled}}
+    (directory / "backtest.json").write_text(json.dumps(summary, indent=2) + "\n")
     context.log.info("\n" + table)
+    if pooled:
+        context.log.info(
+            f"vote-weighted accuracy gain over persistence, {acceptance_years[0]}-{acceptance_years[-1]} pooled: "
+            f"{pooled['vw_gain']:+.4f} [{pooled['vw_gain_low']:+.4f}, {pooled['vw_gain_high']:+.4f}]"
+        )
     return dg.MaterializeResult(
         metadata={
             "table": dg.MetadataValue.md(table),
             "beats_baselines": verdicts,
+            "pooled_vote_weighted_gain": summary["pooled_vote_weighted_gain"],
             "path": dg.MetadataValue.path(str(directory / "backtest.md")),
         }
     )
