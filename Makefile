@@ -51,8 +51,8 @@ serve-real: install
 	ELECTION_API_MODE=real PORT=$(PORT) $(BIN)/python -m election_api
 
 lint: install
-	$(BIN)/ruff check election_assets election_api election_assets_tests election_api_tests benchmarks
-	$(BIN)/ruff format --check election_assets election_api election_assets_tests election_api_tests benchmarks
+	$(BIN)/ruff check election_assets election_api election_assets_tests election_api_tests benchmarks scripts
+	$(BIN)/ruff format --check election_assets election_api election_assets_tests election_api_tests benchmarks scripts
 
 clean:
 	rm -rf data .dagster_home

@@ -1,6 +1,7 @@
 """Real mode's features, forecaster, backtest and simulation on the shipped data: no leakage, walk-forward
 training, the acceptance rule against the baselines, and the outputs ``make real`` promises."""
 
+import importlib.util
 from datetime import date
 from pathlib import Path
 
@@ -357,3 +358,29 @@ def test_the_compiled_model_reproduces_the_forecaster_after_a_round_trip_through
     assert explanation.bias + explanation.contributions.sum(axis=1) == pytest.approx(
         loaded.predict_share(columns[:20]), abs=1e-9
     )
+
+
+def _variants_script():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "real_model_variants.py"
+    spec = importlib.util.spec_from_file_location("real_model_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year):
+    variants = _variants_script()
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    rows = variants.backtest_rows(features_by_year).set_index(["relative swing", "year"])
+    ridge = [f"{rows.loc[('ridge', year), 'vote-weighted acc.']:.3f}" for year in ACCEPTANCE_YEARS]
+    assert f"(vote-weighted accuracy {ridge[0]} in 2012, {ridge[1]} in 2016 and {ridge[2]} in 2020," in readme
+    ridge_rmse = rows.xs("ridge", level="relative swing")["share RMSE"]
+    trees_rmse = rows.xs("trees (shipped)", level="relative swing")["share RMSE"]
+    assert (ridge_rmse.loc[list(ACCEPTANCE_YEARS)] < trees_rmse.loc[list(ACCEPTANCE_YEARS)]).all()
+    uniform_2012 = rows.loc[("no relative swing", 2012), "vs persistence"]
+    assert f"loses 2012 to persistence by {-100 * uniform_2012:.2f} point" in readme
+
+    choice = variants.walk_forward_inside_training(features_by_year).set_index("backtest year")
+    trees, ridge_2016 = choice.loc[2016, "trees (shipped)"], choice.loc[2016, "ridge"]
+    assert choice.loc[2016, "a walk-forward choice keeps"] == "trees (shipped)"
+    assert f"(relative-swing RMSE {trees:.4f} against {ridge_2016:.4f})" in readme

@@ -17,7 +17,8 @@ PROJECT = "election-forecasting"
 HEADER = """\
 # The API image's dependencies, pinned: the `api` extra and everything it pulls in. The Dockerfile's api target and
 # `make install` both install with this file as constraints, so the tests, the SBOM and the dependency audit describe
-# the image. Regenerate after changing the api extra: .venv/bin/python scripts/api_requirements.py > requirements/api.txt
+# the image. Regenerate after changing the api extra:
+#   .venv/bin/python scripts/api_requirements.py > requirements/api.txt
 """
 
 

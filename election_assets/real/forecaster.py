@@ -36,19 +36,19 @@ RELATIVE_SWING_PARAMS: dict[str, float | int] = {
 }
 
 
-def _relative_swing_target(frame: pd.DataFrame) -> pd.Series:
+def relative_swing_target(frame: pd.DataFrame) -> pd.Series:
     county_swing = frame["outcome_dem_share"] - frame["prev_dem_share"]
     return county_swing - (frame["outcome_state_dem_share"] - frame["state_prev_dem_share"])
 
 
-def _sample_weight(frame: pd.DataFrame) -> np.ndarray:
+def relative_swing_weight(frame: pd.DataFrame) -> np.ndarray:
     # Large counties decide the vote-weighted accuracy; the square root keeps small counties in the fit.
     return np.exp(frame["log_prev_votes"].to_numpy() / 2.0)
 
 
 def fit_relative_swing(train: pd.DataFrame) -> XGBRegressor:
     model = XGBRegressor(**RELATIVE_SWING_PARAMS)
-    model.fit(train[list(FEATURE_NAMES)], _relative_swing_target(train), sample_weight=_sample_weight(train))
+    model.fit(train[list(FEATURE_NAMES)], relative_swing_target(train), sample_weight=relative_swing_weight(train))
     return model
 
 
