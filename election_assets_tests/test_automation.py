@@ -173,9 +173,31 @@ def test_no_retraining_while_a_champion_training_run_is_in_flight(instance, stor
     assert SensorState.from_cursor(cursor).last_settled_report is None  # not lost: acted on after the run
 
 
+def _add_one_off_materialization(instance, definitions, asset: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """A run as the UI's "Materialize" button or ``dagster asset materialize --select`` creates one: the implicit
+    asset job, subset to the asset, without any job tags."""
+    selection = {dg.AssetKey(asset)}
+    job = definitions.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)
+    run = instance.create_run_for_job(
+        job, status=status, asset_selection=selection, remote_job_origin=CODE_LOCATION.get_job_origin(job.name)
+    )
+    assert not run.tags.get("election/trains_champion")
+    return run
+
+
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED])
+def test_a_one_off_materialization_of_the_champion_holds_retraining_back(instance, storage, definitions, status):
+    _add_one_off_materialization(instance, definitions, "champion_model", status)
+    _report_drift(instance, 0.8)
+    requests, cursor, skip = _tick(instance, storage)
+    assert requests == [] and "in flight" in skip.skip_message
+    assert SensorState.from_cursor(cursor).last_settled_report is None
+
+
 def test_runs_that_do_not_train_the_champion_do_not_hold_retraining_back(instance, storage, definitions):
     for job_name in ("daily_scoring", "drift_check"):
         _add_run(instance, definitions, job_name, dg.DagsterRunStatus.STARTED)
+    _add_one_off_materialization(instance, definitions, "batch_predictions", dg.DagsterRunStatus.STARTED)
     _report_drift(instance, 0.8)
     requests, _, _ = _tick(instance, storage)
     assert len(requests) == 1

@@ -3,8 +3,8 @@
 It reads the drift report's materialization metadata (not logs, not run status: a failed non-blocking check
 does not fail a run). Its cursor records the last report it settled and the last one it acted on, so a
 daemon restart neither loses nor repeats a trigger; run keys make a repeated request a no-op as well. It
-never starts a retraining while any job that trains the champion (a retraining, the weekly training, the full
-pipeline) is in flight, and waits out a cool-down.
+never starts a retraining while any run that trains the champion (a retraining, the weekly training, the full
+pipeline, a one-off materialization of the champion) is in flight, and waits out a cool-down.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from election_assets.defs.jobs import TRAINS_CHAMPION, retraining_job
 from election_assets.defs.resources import ProjectStorage
 
 TAG_PREFIX = "election/"
+CHAMPION = dg.AssetKey("champion_model")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -102,13 +103,18 @@ def latest_drift_observation(instance: dg.DagsterInstance) -> DriftObservation |
 
 
 def training_in_flight(instance: dg.DagsterInstance) -> bool:
-    """Whether a run of any job that trains the champion is queued or running.
+    """Whether a run that trains the champion is queued or running.
 
-    Those jobs carry the ``TRAINS_CHAMPION`` tag, and Dagster copies a job's tags onto every run of it (daemon,
-    UI, CLI and ``execute_in_process`` alike), so one tag filter covers them, including jobs added later; it is
-    the same tag the production run queue limits to one run at a time.
+    The jobs that train it carry the ``TRAINS_CHAMPION`` tag, and Dagster copies a job's tags onto every run of it
+    (daemon, UI, CLI and ``execute_in_process`` alike), so one tag filter covers them, including jobs added later;
+    it is the same tag the production run queue limits to one run at a time. A one-off "Materialize" of
+    ``champion_model`` from the UI or ``dagster asset materialize`` runs the implicit asset job, which has no tags;
+    its run names the champion in its asset selection instead.
     """
-    return bool(instance.get_runs(filters=dg.RunsFilter(tags=TRAINS_CHAMPION, statuses=IN_FLIGHT), limit=1))
+    if instance.get_runs(filters=dg.RunsFilter(tags=TRAINS_CHAMPION, statuses=IN_FLIGHT), limit=1):
+        return True
+    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
+    return any(CHAMPION in (run.asset_selection or ()) for run in in_flight)
 
 
 def _history_config(instance: dg.DagsterInstance) -> dict:
