@@ -241,19 +241,27 @@ def test_cursor_survives_a_new_sensor_context(instance, storage):
     assert cursor_again == cursor
 
 
-def test_a_file_fed_history_is_re_ingested_from_its_file(instance, storage, definitions, automation_sandbox, tmp_path):
-    history_file = tmp_path / "history.csv"
+def test_a_file_fed_history_is_re_ingested_from_its_file(
+    instance, storage, definitions, automation_sandbox, tmp_path, monkeypatch
+):
+    history_file = tmp_path.resolve() / "feeds" / "history.csv"
+    history_file.parent.mkdir()
     generate_regions(200, seed=5).to_csv(history_file, index=False)
+    # Configured relative to the working directory of the run that ingested it; the retraining runs elsewhere.
+    monkeypatch.chdir(tmp_path)
+    relative = {"ops": {"raw_regions": {"config": {"source_path": "feeds/history.csv"}}}}
     from_file = {"ops": {"raw_regions": {"config": {"source_path": str(history_file)}}}}
     # The batch is synthetic and drifted, but the history came from a file: the file wins.
     drifted_batch = {"ops": {"current_regions": {"config": {"n_regions": 100, "drift": 1.5}}}}
     pipeline = definitions.resolve_job_def("election_pipeline")
     with automation_sandbox.environment():
-        for run_config, asset in ((from_file, "raw_regions"), (drifted_batch, "current_regions")):
+        for run_config, asset in ((relative, "raw_regions"), (drifted_batch, "current_regions")):
             pipeline.execute_in_process(run_config=run_config, instance=instance, asset_selection=[dg.AssetKey(asset)])
         _report_drift(instance, 0.5)
         (request,), _, _ = _tick(instance, storage)
         assert request.run_config == from_file
+
+        monkeypatch.chdir(history_file.parent)
 
         definitions.resolve_job_def("retrain_on_drift").execute_in_process(
             run_config=request.run_config, instance=instance, asset_selection=[dg.AssetKey("raw_regions")]

@@ -33,8 +33,7 @@ class CurrentBatchConfig(RegionFeedConfig):
     dirty_fraction: float = Field(0.01, ge=0.0, le=0.5, description="Share of rows corrupted like real feeds")
 
 
-def _read_source(source_path: str) -> pd.DataFrame:
-    path = Path(source_path)
+def _read_source(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise dg.Failure(f"config field 'source_path': no file at {path}; give the path of a CSV or Parquet file")
     if path.suffix == ".parquet":
@@ -46,8 +45,10 @@ def _read_source(source_path: str) -> pd.DataFrame:
 
 def _ingest(config: RegionFeedConfig) -> dg.Output[pd.DataFrame]:
     if config.source_path:
-        frame = _read_source(config.source_path)
-        metadata: dict = {"source": config.source_path}
+        # Recorded absolute: a retraining re-ingests from this record, from whatever working directory it runs in.
+        path = Path(config.source_path).resolve()
+        frame = _read_source(path)
+        metadata: dict = {"source": str(path)}
     else:
         frame = generate_regions(config.n_regions, config.seed, config.drift, config.dirty_fraction)
         metadata = {"source": "synthetic", "seed": config.seed, "drift": config.drift}
