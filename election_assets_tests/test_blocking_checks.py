@@ -66,3 +66,20 @@ def test_cleaning_drop_rate_check_blocks_a_broken_feed(sandbox):
     assert "above the limit of 10%" in evaluations["drop_rate_within_limit"].description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "region_features" not in materialized
+
+
+@pytest.mark.parametrize(
+    ("asset", "needed_for"), [("batch_predictions", "to score the batch"), ("drift_report", "to measure drift against")]
+)
+def test_scoring_or_monitoring_without_a_champion_fails_saying_what_needed_it(sandbox, asset, needed_for):
+    result = run_assets(
+        sandbox,
+        run_config={"ops": {"current_regions": {"config": {"n_regions": 200}}}},
+        selection=["current_regions", "cleaned_current_regions", asset],
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == asset
+    message = failure.step_failure_data.error.message
+    assert f"no champion {needed_for} in {sandbox.settings().model_store_dir}" in message

@@ -11,7 +11,7 @@ from dagster_mlflow import mlflow_tracking
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from election_assets.core.model_store import ModelStore
+from election_assets.core.model_store import ModelStore, ModelStoreError, StoredModel
 from election_assets.settings import PipelineSettings
 
 CHAMPION_ALIAS = "champion"
@@ -26,6 +26,13 @@ class ProjectStorage(dg.ConfigurableResource):
 
     def model_store(self) -> ModelStore:
         return ModelStore(self.model_store_dir)
+
+    def load_champion(self, needed_for: str) -> StoredModel:
+        """The served champion, or a run failure saying what needed it and why the store cannot serve one."""
+        try:
+            return self.model_store().load()
+        except ModelStoreError as error:
+            raise dg.Failure(f"no champion {needed_for} in {self.model_store_dir}: {error}") from error
 
     def real_model_store(self) -> ModelStore:
         return ModelStore(self.real_model_store_dir)

@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from election_assets.core.model_store import HOLDOUT_FILE, ModelStoreError
+from election_assets.core.model_store import HOLDOUT_FILE
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.defs.resources import ProjectStorage
 
@@ -90,10 +90,7 @@ def drift_report(
     from evidently.presets import DataDriftPreset
 
     columns = list(INPUT_FIELD_NAMES)
-    try:
-        champion = storage.model_store().load()
-    except ModelStoreError as error:
-        raise dg.Failure(f"no champion to measure drift against in {storage.model_store_dir}: {error}") from error
+    champion = storage.load_champion(needed_for="to measure drift against")
     holdout = champion.path / HOLDOUT_FILE
     if not holdout.is_file():
         raise dg.Failure(f"champion {champion.version} has no {HOLDOUT_FILE}: retrain to publish one with it")

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from election_assets.core.features import engineer_features
-from election_assets.core.model_store import ModelStoreError
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, LABEL, REGION_ID
 from election_assets.defs.lineage import table_output
 from election_assets.defs.resources import ProjectStorage
@@ -28,10 +27,7 @@ def batch_predictions(
     context: dg.AssetExecutionContext, storage: ProjectStorage, cleaned_current_regions: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     """Forecast for every region of the current batch, by the champion the model store points at."""
-    try:
-        served = storage.model_store().load()
-    except ModelStoreError as error:
-        raise dg.Failure(f"no servable champion in {storage.model_store_dir}: {error}") from error
+    served = storage.load_champion(needed_for="to score the batch")
     features = engineer_features(cleaned_current_regions[list(INPUT_FIELD_NAMES)].to_numpy(np.float64))
     p_a = served.model.predict_proba_a(features)
     frame = pd.DataFrame(
