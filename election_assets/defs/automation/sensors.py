@@ -106,15 +106,15 @@ def training_in_flight(instance: dg.DagsterInstance) -> bool:
     """Whether a run that trains the champion is queued or running.
 
     The jobs that train it carry the ``TRAINS_CHAMPION`` tag, and Dagster copies a job's tags onto every run of it
-    (daemon, UI, CLI and ``execute_in_process`` alike), so one tag filter covers them, including jobs added later;
+    (daemon, UI, CLI and ``execute_in_process`` alike), so the one tag covers them, including jobs added later;
     it is the same tag the production run queue limits to one run at a time. A one-off "Materialize" of
     ``champion_model`` from the UI or ``dagster asset materialize`` runs the implicit asset job, which has no tags;
     its run names the champion in its asset selection instead.
     """
-    if instance.get_runs(filters=dg.RunsFilter(tags=TRAINS_CHAMPION, statuses=IN_FLIGHT), limit=1):
-        return True
-    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
-    return any(CHAMPION in (run.asset_selection or ()) for run in in_flight)
+    return any(
+        TRAINS_CHAMPION.items() <= run.tags.items() or CHAMPION in (run.asset_selection or ())
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
+    )
 
 
 def _history_config(instance: dg.DagsterInstance) -> dict:
