@@ -13,7 +13,7 @@ import time
 import dagster as dg
 
 from election_assets.definitions import defs
-from election_assets.real.backtest import BACKTEST_YEARS
+from election_assets.real.backtest import BACKTEST_YEARS, format_gain
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.settings import PipelineSettings
 
@@ -50,8 +50,7 @@ def render(settings: PipelineSettings) -> str:
         [
             f"Backtest table : {real / 'backtest.md'}",
             (real / "backtest.md").read_text().rstrip(),
-            f"  vote-weighted accuracy vs persistence, {years[0]}-{years[-1]} pooled: {pooled['vw_gain']:+.3f} "
-            f"[{pooled['vw_gain_low']:+.3f}, {pooled['vw_gain_high']:+.3f}]",
+            f"  vote-weighted accuracy vs persistence, {years[0]}-{years[-1]} pooled: {format_gain(pooled)}",
             f"Calibration    : {real / 'backtest'}/<year>/calibration.png",
             f"Forecast {NEXT_ELECTION}  : {real / 'forecast'}/forecast_county_{NEXT_ELECTION}.csv, "
             f"forecast_state_{NEXT_ELECTION}.csv",

@@ -128,10 +128,13 @@ def _formatted(key: str, template: str) -> Callable[[pd.Series], str]:
     return lambda row: "" if key not in row or pd.isna(row[key]) else template.format(row[key])
 
 
+def format_gain(gain: Mapping[str, float] | pd.Series) -> str:
+    """A gain with its interval, as the table and the summaries print it: ``+0.006 [-0.014, +0.027]``."""
+    return "{:+.3f} [{:+.3f}, {:+.3f}]".format(gain["vw_gain"], gain["vw_gain_low"], gain["vw_gain_high"])
+
+
 def _gain_cell(row: pd.Series) -> str:
-    if "vw_gain" not in row or pd.isna(row["vw_gain"]):
-        return ""
-    return "{:+.3f} [{:+.3f}, {:+.3f}]".format(row["vw_gain"], row["vw_gain_low"], row["vw_gain_high"])
+    return "" if "vw_gain" not in row or pd.isna(row["vw_gain"]) else format_gain(row)
 
 
 _TABLE_COLUMNS: dict[str, Callable[[pd.Series], str]] = {

@@ -40,6 +40,7 @@ from election_assets.real.backtest import (
     backtest_markdown,
     backtest_year,
     beats_baselines,
+    format_gain,
     pooled_vote_weighted_gain,
     training_rows,
 )
@@ -191,7 +192,7 @@ def backtest_summary(
     if pooled:
         context.log.info(
             f"vote-weighted accuracy gain over persistence, {acceptance_years[0]}-{acceptance_years[-1]} pooled: "
-            f"{pooled['vw_gain']:+.4f} [{pooled['vw_gain_low']:+.4f}, {pooled['vw_gain_high']:+.4f}]"
+            f"{format_gain(pooled)}"
         )
     return dg.MaterializeResult(
         metadata={
