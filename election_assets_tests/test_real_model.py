@@ -39,6 +39,14 @@ from election_assets.real.features import (
 )
 from election_assets.real.forecaster import NoiseModel
 
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def _readme_words() -> str:
+    """The README with its line breaks and runs of spaces as single spaces, to find wrapped sentences."""
+    return " ".join(README.read_text().split())
+
 
 @pytest.fixture(scope="module")
 def tidy() -> dict[str, pd.DataFrame]:
@@ -279,13 +287,13 @@ def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent
 
 
 def test_the_readme_backtest_table_is_the_one_the_code_renders(backtests):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = README.read_text()
     table = backtest_markdown({year: result.scores for year, result in backtests.items()})
     assert table in readme
 
 
 def test_the_readme_pooled_gains_are_the_ones_the_code_computes(backtests):
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme_words()
     scores = {year: result.scores for year, result in backtests.items()}
     from_2012 = pooled_vote_weighted_gain(scores, ACCEPTANCE_YEARS)
     every_year = pooled_vote_weighted_gain(scores, BACKTEST_YEARS)
@@ -361,7 +369,7 @@ def test_the_compiled_model_reproduces_the_forecaster_after_a_round_trip_through
 
 
 def _variants_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "real_model_variants.py"
+    path = ROOT / "scripts" / "real_model_variants.py"
     spec = importlib.util.spec_from_file_location("real_model_variants", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -370,7 +378,7 @@ def _variants_script():
 
 def test_the_readme_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year):
     variants = _variants_script()
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = _readme_words()
     rows = variants.backtest_rows(features_by_year).set_index(["relative swing", "year"])
     ridge = [f"{rows.loc[('ridge', year), 'vote-weighted acc.']:.3f}" for year in ACCEPTANCE_YEARS]
     assert f"(vote-weighted accuracy {ridge[0]} in 2012, {ridge[1]} in 2016 and {ridge[2]} in 2020," in readme
