@@ -41,10 +41,11 @@ def free_port() -> int:
 
 
 def holdout_rows(store: Path) -> list[dict]:
+    from election_assets.core.model_store import HOLDOUT_FILE, ModelStore
     from election_assets.core.schema import FIELDS_BY_NAME, INPUT_FIELD_NAMES
 
-    version = json.loads((store / "LATEST").read_text())["version"]
-    with open(store / "versions" / version / "holdout.csv", newline="") as handle:
+    models = ModelStore(store)
+    with open(models.version_dir(models.latest_version()) / HOLDOUT_FILE, newline="") as handle:
         records = list(csv.DictReader(handle))
     return [
         {n: (int(r[n]) if FIELDS_BY_NAME[n].kind == "int" else float(r[n])) for n in INPUT_FIELD_NAMES} for r in records
@@ -114,10 +115,12 @@ def export_champion_for_baseline(store: Path, workdir: Path) -> Path:
 
     import mlflow
 
+    from election_assets.core.model_store import ModelStore
     from election_assets.settings import PipelineSettings
 
-    version = json.loads((store / "LATEST").read_text())["version"]
-    manifest = json.loads((store / "versions" / version / "manifest.json").read_text())
+    models = ModelStore(store)
+    version = models.latest_version()
+    manifest = models.read_manifest(version)
     uri = manifest["source_run"]["mlflow_model_uri"]
     mlflow.set_tracking_uri(PipelineSettings.from_env().mlflow_tracking_uri)
     if manifest["model_name"] == "xgboost":
