@@ -6,6 +6,7 @@ import json
 import sys
 
 from election_assets.core.model_store import ModelStore, ModelStoreError
+from election_assets.core.paths import drift_summary_path
 from election_assets.settings import PipelineSettings
 
 
@@ -18,23 +19,22 @@ def render(settings: PipelineSettings) -> str:
         lines.append(f"Champion model : none ({error})")
     else:
         manifest = champion.manifest
-        metrics = manifest["metrics"]
+        metrics = manifest.metrics
         lines += [
-            f"Champion model : {champion.version} ({manifest['model_name']}) in {champion.path}",
+            f"Champion model : {champion.version} ({manifest.model_name}) in {champion.path}",
             f"  held-out     : accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}, "
             f"Brier {metrics['brier']:.4f}, log loss {metrics['log_loss']:.4f}",
         ]
-        if manifest.get("bayes"):
-            bayes = manifest["bayes"]
+        if manifest.bayes:
             lines.append(
-                f"  Bayes-optimal accuracy {bayes['bayes_optimal_accuracy']:.4f} "
-                f"(gap {bayes['accuracy_gap_to_bayes'] * 100:+.2f} points)"
+                f"  Bayes-optimal accuracy {manifest.bayes.bayes_optimal_accuracy:.4f} "
+                f"(gap {manifest.bayes.accuracy_gap_to_bayes * 100:+.2f} points)"
             )
-        run = manifest["source_run"]
-        lines.append(f"  MLflow       : {run['registered_model']} version {run['registered_version']} (alias champion)")
+        run = manifest.source_run
+        lines.append(f"  MLflow       : {run.registered_model} version {run.registered_version} (alias champion)")
     lines.append(f"MLflow store   : {settings.mlflow_tracking_uri}")
     lines.append(f"  browse it    : .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
-    drift = settings.reports_dir / "drift" / "latest.json"
+    drift = drift_summary_path(settings.reports_dir)
     if drift.is_file():
         summary = json.loads(drift.read_text())
         lines.append(

@@ -1,4 +1,4 @@
-"""The serving contract of each data mode (SPEC section 2): the input fields a request carries, which of them
+"""The serving contract of each data mode: the input fields a request carries, which of them
 are required, and the pure function that turns them into the model's columns.
 
 The model store checks a version's feature list against the contract of its manifest's ``data_mode``, and the
@@ -7,16 +7,16 @@ API serves the contract it is configured for (``ELECTION_API_MODE``), so both re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from election_assets.core.features import FEATURE_NAMES, engineer_features
+from election_assets.core.manifest import REAL, ModelManifest
 from election_assets.core.real_features import (
     OPTIONAL_REAL_FIELDS,
-    REAL_DATA_MODE,
     REAL_INPUT_FIELDS,
     REAL_MODEL_COLUMNS,
     real_model_features,
@@ -42,6 +42,10 @@ class DataMode:
     def required_field_names(self) -> tuple[str, ...]:
         return tuple(name for name in self.input_field_names if name not in self.optional_fields)
 
+    def input_schema(self) -> list[dict[str, Any]]:
+        """The input fields as a manifest records them: name, kind, description, range, and whether required."""
+        return [asdict(spec) | {"required": spec.name not in self.optional_fields} for spec in self.input_fields]
+
 
 SYNTHETIC_MODE = DataMode(
     name="synthetic",
@@ -52,7 +56,7 @@ SYNTHETIC_MODE = DataMode(
     features=engineer_features,
 )
 REAL_MODE = DataMode(
-    name=REAL_DATA_MODE,
+    name=REAL,
     unit="county",
     input_fields=REAL_INPUT_FIELDS,
     optional_fields=OPTIONAL_REAL_FIELDS,
@@ -62,7 +66,7 @@ REAL_MODE = DataMode(
 DATA_MODES: dict[str, DataMode] = {mode.name: mode for mode in (SYNTHETIC_MODE, REAL_MODE)}
 
 
-def data_mode_of(manifest: Mapping[str, Any]) -> DataMode:
+def data_mode_of(manifest: ModelManifest) -> DataMode:
     """The contract a published model was trained on. Models trained on a file-fed history of the 14 fields
     (``data_mode: external``) share synthetic mode's contract."""
-    return REAL_MODE if manifest.get("data_mode") == REAL_DATA_MODE else SYNTHETIC_MODE
+    return REAL_MODE if manifest.data_mode == REAL else SYNTHETIC_MODE

@@ -1,4 +1,4 @@
-"""The model store contract (SPEC section 5) shared by the champion asset (writer) and the API (reader).
+"""The model store shared by the champion asset (writer) and the API (reader).
 
 Layout under the store root::
 
@@ -27,16 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from election_assets.core.compiled_model import CompiledModel, load_compiled_model
 from election_assets.core.data_modes import data_mode_of
+from election_assets.core.manifest import FileDigest, ManifestError, ModelManifest
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.npz"
 HOLDOUT_FILE = "holdout.csv"
 POINTER_FILE = "LATEST"
-MANIFEST_FORMAT = 1
 
 
 class ModelStoreError(Exception):
@@ -46,7 +45,7 @@ class ModelStoreError(Exception):
 @dataclass(frozen=True)
 class StoredModel:
     version: str
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     model: CompiledModel
     path: Path
 
@@ -92,7 +91,7 @@ class ModelStore:
 
     def publish(
         self,
-        manifest: dict[str, Any],
+        manifest: ModelManifest,
         write_artifacts: Callable[[Path], None],
         version: str | None = None,
         make_latest: bool = True,
@@ -108,15 +107,13 @@ class ModelStore:
         try:
             write_artifacts(staging)
             files = {
-                path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+                path.name: FileDigest(sha256=sha256_of(path), bytes=path.stat().st_size)
                 for path in sorted(staging.iterdir())
                 if path.is_file()
             }
             if MODEL_FILE not in files:
                 raise ModelStoreError(f"write_artifacts did not write {MODEL_FILE}")
-            complete = {**manifest, "manifest_format": MANIFEST_FORMAT, "version": version, "files": files}
-            manifest_path = staging / MANIFEST_FILE
-            manifest_path.write_text(json.dumps(complete, indent=2, sort_keys=True, default=str))
+            (staging / MANIFEST_FILE).write_text(manifest.published(version, files).to_json())
             for path in staging.iterdir():
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -175,17 +172,14 @@ class ModelStore:
             return []
         return sorted(p.name for p in self.versions_dir.iterdir() if (p / MANIFEST_FILE).is_file())
 
-    def read_manifest(self, version: str) -> dict[str, Any]:
+    def read_manifest(self, version: str) -> ModelManifest:
         path = self.version_dir(version) / MANIFEST_FILE
         try:
-            manifest = json.loads(path.read_text())
+            return ModelManifest.from_json(path.read_text())
         except FileNotFoundError as error:
             raise ModelStoreError(f"version {version!r} has no manifest at {path}") from error
-        except (OSError, ValueError) as error:
+        except (OSError, ManifestError) as error:
             raise ModelStoreError(f"manifest of version {version!r} is unreadable: {error}") from error
-        if not isinstance(manifest, dict):
-            raise ModelStoreError(f"manifest of version {version!r} is not a JSON object")
-        return manifest
 
     def load(self, version: str | None = None) -> StoredModel:
         """Load and verify a version (default: the one ``LATEST`` names)."""
@@ -194,24 +188,23 @@ class ModelStore:
             raise ModelStoreError(f"no model published yet: {self.pointer_path} does not exist")
         manifest = self.read_manifest(version)
         directory = self.version_dir(version)
-        for name, expected in manifest.get("files", {}).items():
+        for name, expected in manifest.files.items():
             path = directory / name
             if not path.is_file():
                 raise ModelStoreError(f"version {version!r}: file {name} listed in the manifest is missing")
             actual = sha256_of(path)
-            if actual != expected["sha256"]:
+            if actual != expected.sha256:
                 raise ModelStoreError(
-                    f"version {version!r}: checksum mismatch for {name} (manifest {expected['sha256'][:12]}..., "
+                    f"version {version!r}: checksum mismatch for {name} (manifest {expected.sha256[:12]}..., "
                     f"file {actual[:12]}...): the file is corrupt or was changed after publishing"
                 )
-        if MODEL_FILE not in manifest.get("files", {}):
+        if MODEL_FILE not in manifest.files:
             raise ModelStoreError(f"version {version!r}: manifest does not list {MODEL_FILE}")
-        features = manifest.get("feature_names")
         expected = data_mode_of(manifest).model_columns
-        if features != list(expected):
+        if manifest.feature_names != list(expected):
             raise ModelStoreError(
                 f"version {version!r}: manifest feature list does not match this code's feature module "
-                f"({len(features or [])} vs {len(expected)} features); retrain or deploy matching code"
+                f"({len(manifest.feature_names)} vs {len(expected)} features); retrain or deploy matching code"
             )
         try:
             model = load_compiled_model(directory / MODEL_FILE)

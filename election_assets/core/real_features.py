@@ -67,7 +67,6 @@ REAL_FEATURE_NAMES: tuple[str, ...] = (
 POLLED = "polled"
 STATE_SWING = "state_swing"
 REAL_MODEL_COLUMNS: tuple[str, ...] = (*REAL_FEATURE_NAMES, POLLED, STATE_SWING)
-REAL_DATA_MODE = "real"
 
 _COLUMN = {name: index for index, name in enumerate(REAL_INPUT_FIELD_NAMES)}
 

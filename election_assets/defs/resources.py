@@ -12,6 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from election_assets.core.model_store import ModelStore, ModelStoreError, StoredModel
+from election_assets.core.paths import drift_summary_path
 from election_assets.settings import PipelineSettings
 
 CHAMPION_ALIAS = "champion"
@@ -36,6 +37,11 @@ class ProjectStorage(dg.ConfigurableResource):
 
     def real_model_store(self) -> ModelStore:
         return ModelStore(self.real_model_store_dir)
+
+    def drift_summary_path(self) -> Path:
+        path = drift_summary_path(self.reports_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def reports_path(self, *parts: str) -> Path:
         path = Path(self.reports_dir, *parts)

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from xgboost import XGBRegressor
 
+from election_assets.core.manifest import NoiseParts
 from election_assets.core.real_features import POLLED, STATE_SWING, normal_cdf
 from election_assets.real.features import FEATURE_NAMES
 
@@ -59,17 +60,8 @@ def predict_share(model: XGBRegressor, frame: pd.DataFrame) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class NoiseModel:
-    """Standard deviations of the share error shared by the whole nation, by a state, and by one county."""
-
-    national: float
-    state: float
-    county: float
-    source: str
-
-    @property
-    def total(self) -> float:
-        return float(np.sqrt(self.national**2 + self.state**2 + self.county**2))
+class NoiseModel(NoiseParts):
+    """The manifest's noise parts (national, state, county), estimated from a forecaster's residuals."""
 
     @classmethod
     def from_residuals(cls, residuals: pd.DataFrame, source: str) -> NoiseModel:

@@ -21,7 +21,6 @@ from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.defs.resources import ProjectStorage
 
 DRIFT_CHECK = "no_dataset_drift"
-LATEST_SUMMARY = "latest.json"
 
 
 class DriftConfig(dg.Config):
@@ -115,7 +114,7 @@ def drift_report(
         "report_html": str(html),
         "report_json": str(raw_json),
     }
-    _write_atomically(storage.reports_path("drift") / LATEST_SUMMARY, json.dumps(summary, indent=2))
+    _write_atomically(storage.drift_summary_path(), json.dumps(summary, indent=2))
     context.log.info(
         f"drift share {summary['drift_share']:.2f} (threshold {config.drift_share_threshold}); "
         f"drifted: {summary['drifted_columns'] or 'none'}"

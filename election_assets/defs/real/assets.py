@@ -6,12 +6,10 @@ rematerialized or backfilled from the UI; the summary and the forecast read ever
 
 import base64
 import json
-import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib.metadata import version as package_version
 
 import dagster as dg
 import mlflow
@@ -19,13 +17,12 @@ import numpy as np
 import pandas as pd
 
 from election_assets.core.compiled_model import SwingModel, save_compiled_model
+from election_assets.core.data_modes import REAL_MODE
+from election_assets.core.manifest import REAL, ModelManifest, SourceRun, library_versions
 from election_assets.core.model_store import MODEL_FILE
 from election_assets.core.real_features import (
-    OPTIONAL_REAL_FIELDS,
     POLLED,
-    REAL_DATA_MODE,
     REAL_INPUT_FIELD_NAMES,
-    REAL_INPUT_FIELDS,
     REAL_MODEL_COLUMNS,
     real_model_features,
 )
@@ -57,7 +54,7 @@ from election_assets.real.features import (
     build_election_features,
     dem_two_party_share,
 )
-from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, NoiseModel, SwingForecaster, fit_forecaster
+from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, SwingForecaster, fit_forecaster
 
 GROUP = "real"
 CODE_VERSION = "1"
@@ -164,7 +161,7 @@ def walk_forward_backtest(
             "calibration": _png_markdown(png, f"calibration {year}"),
             "calibration_png": dg.MetadataValue.path(str(directory / "calibration.png")),
             "beats_baselines": verdict,
-            "noise": {"national": noise.national, "state": noise.state, "county": noise.county, "from": noise.source},
+            "noise": asdict(noise),
             "mlflow_run_id": run.info.run_id,
             **{f"{FORECASTER}_{k}": float(v) for k, v in result.scores.loc[FORECASTER].dropna().items()},
         },
@@ -206,40 +203,30 @@ def backtest_summary(
 
 def _real_manifest(
     forecaster: SwingForecaster, train: pd.DataFrame, latest_backtest: pd.DataFrame, run_id: str
-) -> dict:
+) -> ModelManifest:
     backtest_year = int(latest_backtest["year"].iloc[0])
     scores = latest_backtest.set_index("model").loc[FORECASTER].dropna()
-    return {
-        "created_at": datetime.now(UTC).isoformat(),
-        "data_mode": REAL_DATA_MODE,
-        "model_name": FORECASTER,
-        "model_kind": SwingModel.kind,
-        "trained_through": forecaster.trained_through,
-        "training_years": sorted(int(year) for year in train["year"].unique()),
-        "forecast_year": NEXT_ELECTION,
-        "hyperparameters": dict(RELATIVE_SWING_PARAMS),
+    return ModelManifest(
+        data_mode=REAL,
+        model_name=FORECASTER,
+        model_kind=SwingModel.kind,
+        trained_at=datetime.now(UTC).isoformat(),
         # The method's out-of-sample record: the walk-forward backtest of the latest year in the data.
-        "metrics": {key: float(value) for key, value in scores.items() if key != "year"},
-        "metrics_source": f"walk-forward backtest {backtest_year} (trained on the elections before it)",
-        "noise": {
-            name: {"national": noise.national, "state": noise.state, "county": noise.county, "from": noise.source}
-            for name, noise in (("polled", forecaster.polled_noise), ("unpolled", forecaster.unpolled_noise))
-        },
-        "training_data_fingerprint": fingerprint(train),
-        "training_rows": len(train),
-        "feature_names": list(REAL_MODEL_COLUMNS),
-        "input_schema": [
-            asdict(field) | {"required": field.name not in OPTIONAL_REAL_FIELDS} for field in REAL_INPUT_FIELDS
-        ],
-        "labels": {
-            "positive": CANDIDATE_A,
-            "negative": CANDIDATE_B,
-            CANDIDATE_A: "Democratic",
-            CANDIDATE_B: "Republican",
-        },
-        "source_run": {"dagster_run_id": run_id},
-        "library_versions": {"python": platform.python_version(), "xgboost-cpu": package_version("xgboost-cpu")},
-    }
+        metrics={key: float(value) for key, value in scores.items() if key != "year"},
+        feature_names=list(REAL_MODEL_COLUMNS),
+        input_schema=REAL_MODE.input_schema(),
+        labels={"positive": CANDIDATE_A, "negative": CANDIDATE_B, CANDIDATE_A: "Democratic", CANDIDATE_B: "Republican"},
+        hyperparameters=dict(RELATIVE_SWING_PARAMS),
+        training_data_fingerprint=fingerprint(train),
+        training_rows=len(train),
+        source_run=SourceRun(dagster_run_id=run_id),
+        library_versions=library_versions("numpy", "pandas", "xgboost-cpu", "dagster"),
+        trained_through=forecaster.trained_through,
+        training_years=sorted(int(year) for year in train["year"].unique()),
+        forecast_year=NEXT_ELECTION,
+        metrics_source=f"walk-forward backtest {backtest_year} (trained on the elections before it)",
+        noise={"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise},
+    )
 
 
 @dg.asset(
@@ -273,8 +260,8 @@ def real_champion_model(
             "model_store": dg.MetadataValue.path(str(storage.real_model_store().version_dir(version))),
             "trained_through": forecaster.trained_through,
             "training_rows": len(train),
-            "metrics": manifest["metrics"],
-            "metrics_source": manifest["metrics_source"],
+            "metrics": manifest.metrics,
+            "metrics_source": manifest.metrics_source,
         }
     )
 
@@ -298,8 +285,7 @@ def next_election_forecast(
     counties = _by_year(features_by_year)[NEXT_ELECTION]
     columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
     share = champion.model.predict_share(columns)
-    noise_parts = champion.manifest["noise"]["polled" if (counties[POLLED] > 0).any() else "unpolled"]
-    noise = NoiseModel(noise_parts["national"], noise_parts["state"], noise_parts["county"], noise_parts["from"])
+    noise = champion.manifest.noise["polled" if (counties[POLLED] > 0).any() else "unpolled"]
     simulation = simulate_states(counties, share, noise)
     dem_votes = simulation.electoral_votes(NEXT_ELECTION)
     directory = storage.reports_path("real", "forecast")
@@ -345,7 +331,7 @@ def next_election_forecast(
                 "mode": "real",
                 "forecast_year": str(NEXT_ELECTION),
                 "model_version": champion.version,
-                "trained_through": str(champion.manifest["trained_through"]),
+                "trained_through": str(champion.manifest.trained_through),
             }
         )
         mlflow.log_metrics({k: v for k, v in electoral.items() if isinstance(v, float)})
@@ -355,10 +341,10 @@ def next_election_forecast(
         metadata={
             "election_year": NEXT_ELECTION,
             "model_version": champion.version,
-            "trained_through": champion.manifest["trained_through"],
+            "trained_through": champion.manifest.trained_through,
             "electoral_votes": electoral,
             "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
-            "noise": noise_parts,
+            "noise": asdict(noise),
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
             "electoral_votes_distribution": dg.MetadataValue.path(str(distribution_path)),

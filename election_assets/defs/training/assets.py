@@ -1,6 +1,5 @@
 """Training: one asset per candidate family, then the champion gate that publishes to the model store."""
 
-import platform
 import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,19 @@ from mlflow.models import infer_signature
 from pydantic import Field
 
 from election_assets.core.compiled_model import save_compiled_model
+from election_assets.core.data_modes import SYNTHETIC_MODE
 from election_assets.core.features import FEATURE_NAMES
+from election_assets.core.manifest import (
+    EXTERNAL,
+    SYNTHETIC,
+    BayesGap,
+    ModelManifest,
+    Promotion,
+    SourceRun,
+    library_versions,
+)
 from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore, ModelStoreError
-from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, INPUT_FIELDS, LABEL, REGION_ID
+from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, LABEL, REGION_ID
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
 from election_assets.defs.lineage import fingerprint
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
@@ -145,11 +154,6 @@ class ChampionConfig(dg.Config):
     )
 
 
-def _library_versions() -> dict[str, str]:
-    names = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "mlflow", "dagster")
-    return {"python": platform.python_version(), **{name: package_version(name) for name in names}}
-
-
 def _holdout_rows(cleaned: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     test_ids = features.loc[features[SPLIT] == "test", REGION_ID]
     rows = cleaned.set_index(REGION_ID).loc[test_ids].reset_index()
@@ -178,14 +182,14 @@ def _align_champion_alias_with_latest(store: ModelStore, registry: MlflowRegistr
     """
     try:
         latest = store.latest_version()
-        source_run = store.read_manifest(latest).get("source_run", {}) if latest else {}
+        source_run = store.read_manifest(latest).source_run if latest else None
     except ModelStoreError as error:
         log.warning(f"champion alias left as it is: cannot tell which model the store serves: {error}")
         return None
-    if latest is not None and source_run.get("registered_model") != registry.registered_model_name:
+    if source_run is not None and source_run.registered_model != registry.registered_model_name:
         log.warning(f"champion alias left as it is: served model {latest} is not registered in this registry")
         return None
-    served = source_run.get("registered_version")
+    served = source_run.registered_version if source_run else None
     aliased = registry.champion_version()
     if aliased == served:
         return None
@@ -273,15 +277,15 @@ def champion_model(
         # champion's decisions averaged over the label draw, from the known p) is exact for these rows.
         decides_a = challenger.compiled.predict_proba_a(x_test) >= 0.5
         expected_accuracy = float(np.mean(np.where(decides_a, test_truth, 1.0 - test_truth)))
-        bayes_gap = {
-            "bayes_optimal_accuracy": bayes.accuracy,
-            "bayes_brier": bayes.brier,
-            "accuracy_gap_to_bayes": bayes.accuracy - challenger.test_metrics["accuracy"],
-            "expected_accuracy_gap_to_bayes": bayes.accuracy - expected_accuracy,
-            "brier_gap_to_bayes": challenger.test_metrics["brier"] - bayes.brier,
-        }
-        metadata |= bayes_gap
-        mlflow_registry.log_metrics(challenger.mlflow_run_id, bayes_gap)
+        bayes_gap = BayesGap(
+            bayes_optimal_accuracy=bayes.accuracy,
+            bayes_brier=bayes.brier,
+            accuracy_gap_to_bayes=bayes.accuracy - challenger.test_metrics["accuracy"],
+            expected_accuracy_gap_to_bayes=bayes.accuracy - expected_accuracy,
+            brier_gap_to_bayes=challenger.test_metrics["brier"] - bayes.brier,
+        )
+        metadata |= asdict(bayes_gap)
+        mlflow_registry.log_metrics(challenger.mlflow_run_id, asdict(bayes_gap))
 
     decision_tags = {"champion_promoted": str(promoted), "champion_reason": reason} | {
         f"loop.{key}": value for key, value in loop_tags.items()
@@ -317,15 +321,14 @@ def champion_model(
     # The alias moves before LATEST, not after, because the registry is a remote service, the likelier to fail:
     # its failure then leaves the store as it was, and a failure to move LATEST moves the alias back.
     registered_version = mlflow_registry.register(challenger.mlflow_model_uri, registry_tags)
-    source_run = {
-        "dagster_run_id": context.run.run_id,
-        "mlflow_run_id": challenger.mlflow_run_id,
-        "mlflow_model_uri": challenger.mlflow_model_uri,
-        "registered_model": mlflow_registry.registered_model_name,
-        "registered_version": registered_version,
-    }
-    promotion = {"metric": metric, "reason": reason}
-    manifest = _manifest(challenger, region_features, bayes_gap, promotion, source_run)
+    source_run = SourceRun(
+        dagster_run_id=context.run.run_id,
+        mlflow_run_id=challenger.mlflow_run_id,
+        mlflow_model_uri=challenger.mlflow_model_uri,
+        registered_model=mlflow_registry.registered_model_name,
+        registered_version=registered_version,
+    )
+    manifest = _manifest(challenger, region_features, bayes_gap, Promotion(metric, reason), source_run)
     store_version = store.publish(manifest, write_artifacts, make_latest=False)
     with mlflow_registry.champion_alias_moved_to(registered_version):
         store.point_latest_to(store_version)
@@ -350,30 +353,30 @@ def champion_model(
 def _manifest(
     challenger: TrainedCandidate,
     region_features: pd.DataFrame,
-    bayes_gap: dict[str, float] | None,
-    promotion: dict[str, str],
-    source_run: dict[str, str],
-) -> dict:
+    bayes_gap: BayesGap | None,
+    promotion: Promotion,
+    source_run: SourceRun,
+) -> ModelManifest:
     split = region_features[SPLIT]
-    return {
-        "created_at": datetime.now(UTC).isoformat(),
-        "data_mode": "synthetic" if bayes_gap is not None else "external",
-        "model_name": challenger.name,
-        "model_kind": challenger.compiled.kind,
-        "hyperparameters": challenger.best_params,
-        "metrics": challenger.test_metrics,
-        "cv_metrics": challenger.cv_metrics,
-        "bayes": bayes_gap,
-        "training_data_fingerprint": fingerprint(region_features),
-        "training_rows": int((split == "train").sum()),
-        "holdout_rows": int((split == "test").sum()),
-        "feature_names": list(FEATURE_NAMES),
-        "input_schema": [asdict(field) for field in INPUT_FIELDS],
-        "labels": {"positive": CANDIDATE_A, "negative": CANDIDATE_B},
-        "source_run": source_run,
-        "promotion": promotion,
-        "library_versions": _library_versions(),
-    }
+    return ModelManifest(
+        data_mode=SYNTHETIC if bayes_gap is not None else EXTERNAL,
+        model_name=challenger.name,
+        model_kind=challenger.compiled.kind,
+        trained_at=datetime.now(UTC).isoformat(),
+        metrics=challenger.test_metrics,
+        feature_names=list(FEATURE_NAMES),
+        input_schema=SYNTHETIC_MODE.input_schema(),
+        labels={"positive": CANDIDATE_A, "negative": CANDIDATE_B},
+        hyperparameters=challenger.best_params,
+        training_data_fingerprint=fingerprint(region_features),
+        training_rows=int((split == "train").sum()),
+        source_run=source_run,
+        library_versions=library_versions("numpy", "pandas", "scikit-learn", "xgboost-cpu", "mlflow", "dagster"),
+        holdout_rows=int((split == "test").sum()),
+        cv_metrics=challenger.cv_metrics,
+        bayes=bayes_gap,
+        promotion=promotion,
+    )
 
 
 # Re-exported for load_from_defs_folder, which collects module-level definitions.
