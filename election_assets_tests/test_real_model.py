@@ -11,7 +11,7 @@ import pytest
 
 from election_assets.core.compiled_model import SwingModel, load_compiled_model, save_compiled_model
 from election_assets.core.real_features import REAL_INPUT_FIELD_NAMES, STATE_SWING, real_model_features
-from election_assets.defs.training.export import compile_swing_model
+from election_assets.modelling.export import compile_swing_model
 from election_assets.real import sources
 from election_assets.real.backtest import (
     ACCEPTANCE_YEARS,
@@ -23,6 +23,7 @@ from election_assets.real.backtest import (
     backtest_markdown,
     backtest_year,
     beats_baselines,
+    format_gain,
     pooled_vote_weighted_gain,
     training_rows,
     vote_weighted_gain,
@@ -40,12 +41,28 @@ from election_assets.real.features import (
 from election_assets.real.forecaster import NoiseModel
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 
 
-def _readme_words() -> str:
-    """The README with its line breaks and runs of spaces as single spaces, to find wrapped sentences."""
-    return " ".join(README.read_text().split())
+def _script(name: str):
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """scripts/real_model_figures.py, which writes the figures docs/real-mode.md quotes into docs/generated/."""
+    return _script("real_model_figures")
+
+
+def _assert_committed(path: Path, rendered: str, figures) -> None:
+    """The committed generated file is what the code computes now."""
+    assert path.read_text() == rendered, (
+        f"{path.relative_to(ROOT)} no longer matches the figures the code computes: regenerate it with "
+        f"`{figures.COMMAND}` and commit it"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -286,26 +303,20 @@ def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent
     assert pooled["vw_gain"] - pooled["vw_gain_low"] == pytest.approx(half_width, rel=1e-5)
 
 
-def test_the_readme_backtest_table_is_the_one_the_code_renders(backtests):
-    readme = README.read_text()
-    table = backtest_markdown({year: result.scores for year, result in backtests.items()})
-    assert table in readme
-
-
-def test_the_readme_pooled_gains_are_the_ones_the_code_computes(backtests):
-    readme = _readme_words()
+def test_the_generated_backtest_table_is_the_one_the_code_renders(backtests, figures):
     scores = {year: result.scores for year, result in backtests.items()}
-    from_2012 = pooled_vote_weighted_gain(scores, ACCEPTANCE_YEARS)
-    every_year = pooled_vote_weighted_gain(scores, BACKTEST_YEARS)
+    rendered = figures.backtest_document(scores)
+    assert backtest_markdown(scores) in rendered
+    _assert_committed(figures.BACKTEST_FILE, rendered, figures)
+
+
+def test_the_generated_pooled_gains_are_the_ones_the_code_computes(backtests, figures):
+    scores = {year: result.scores for year, result in backtests.items()}
     assert ACCEPTANCE_YEARS == (2012, 2016, 2020)
-    assert (
-        f"Over all the votes of 2012-2020 together the forecaster is {from_2012['vw_gain']:+.3f} ahead of persistence "
-        f"(95 % interval {from_2012['vw_gain_low']:+.3f} to {from_2012['vw_gain_high']:+.3f};"
-    ) in readme
-    assert (
-        f"and {every_year['vw_gain']:+.3f} ({every_year['vw_gain_low']:+.3f} to {every_year['vw_gain_high']:+.3f})"
-        " with 2008"
-    ) in readme
+    rendered = figures.backtest_document(scores)
+    for years, label in ((ACCEPTANCE_YEARS, "2012-2020"), (BACKTEST_YEARS, "2008-2020")):
+        assert f"| {label} | {format_gain(pooled_vote_weighted_gain(scores, years))} |" in rendered
+    _assert_committed(figures.BACKTEST_FILE, rendered, figures)
 
 
 def test_the_backtest_scores_every_county_and_state_of_the_test_year(backtests, features_by_year):
@@ -368,27 +379,20 @@ def test_the_compiled_model_reproduces_the_forecaster_after_a_round_trip_through
     )
 
 
-def _variants_script():
-    path = ROOT / "scripts" / "real_model_variants.py"
-    spec = importlib.util.spec_from_file_location("real_model_variants", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_the_generated_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year, figures):
+    variants = figures.load_variants()
+    backtest_rows = variants.backtest_rows(features_by_year)
+    walk_forward = variants.walk_forward_inside_training(features_by_year)
+    _assert_committed(figures.VARIANTS_FILE, figures.variants_document(backtest_rows, walk_forward), figures)
 
-
-def test_the_readme_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year):
-    variants = _variants_script()
-    readme = _readme_words()
-    rows = variants.backtest_rows(features_by_year).set_index(["relative swing", "year"])
-    ridge = [f"{rows.loc[('ridge', year), 'vote-weighted acc.']:.3f}" for year in ACCEPTANCE_YEARS]
-    assert f"(vote-weighted accuracy {ridge[0]} in 2012, {ridge[1]} in 2016 and {ridge[2]} in 2020," in readme
+    # What docs/real-mode.md says of these figures: the ridge passes every year with a lower share RMSE than the
+    # trees, no relative swing loses 2012 to persistence, and a walk-forward choice for 2016 keeps the trees.
+    rows = backtest_rows.set_index(["relative swing", "year"])
+    years = list(ACCEPTANCE_YEARS)
+    assert (rows.xs("ridge", level="relative swing").loc[years, "vs persistence"] >= 0).all()
     ridge_rmse = rows.xs("ridge", level="relative swing")["share RMSE"]
     trees_rmse = rows.xs("trees (shipped)", level="relative swing")["share RMSE"]
-    assert (ridge_rmse.loc[list(ACCEPTANCE_YEARS)] < trees_rmse.loc[list(ACCEPTANCE_YEARS)]).all()
-    uniform_2012 = rows.loc[("no relative swing", 2012), "vs persistence"]
-    assert f"loses 2012 to persistence by {-100 * uniform_2012:.2f} point" in readme
-
-    choice = variants.walk_forward_inside_training(features_by_year).set_index("backtest year")
-    trees, ridge_2016 = choice.loc[2016, "trees (shipped)"], choice.loc[2016, "ridge"]
+    assert (ridge_rmse.loc[years] < trees_rmse.loc[years]).all()
+    assert rows.loc[("no relative swing", 2012), "vs persistence"] < 0
+    choice = walk_forward.set_index("backtest year")
     assert choice.loc[2016, "a walk-forward choice keeps"] == "trees (shipped)"
-    assert f"(relative-swing RMSE {trees:.4f} against {ridge_2016:.4f})" in readme
