@@ -18,8 +18,8 @@ from dagster_k8s import K8sRunLauncher
 from mlflow.tracking import MlflowClient
 
 from election_assets.core.data_modes import SYNTHETIC_MODE, data_mode_of
+from election_assets.core.manifest import REAL
 from election_assets.core.model_store import ModelStore
-from election_assets.core.real_features import REAL_DATA_MODE
 from election_assets.real.backtest import BACKTEST_YEARS
 from election_assets.real.features import FEATURE_YEARS
 from election_assets.real_mode import STEPS, run_all
@@ -144,7 +144,7 @@ def test_run_pod_job_built_from_the_production_launcher(tmp_path):
     the dagster-release NetworkPolicy selects."""
     import kubernetes_validate
 
-    from election_assets_tests.deploy_helpers import KUBERNETES_VERSION
+    from deployment_tests.deploy_helpers import KUBERNETES_VERSION
 
     os.environ.setdefault("DAGSTER_K8S_JOB_NAMESPACE", "election")
     job = _run_pod_job(_production_instance_config()["run_launcher"]["config"], tmp_path)
@@ -268,7 +268,7 @@ def test_mlflow_tracking_and_registry_live_in_postgres(postgres_run):
     client = MlflowClient(settings.mlflow_tracking_uri)
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     manifest = ModelStore(settings.model_store_dir).load().manifest
-    assert str(champion.version) == manifest["source_run"]["registered_version"]
+    assert str(champion.version) == manifest.source_run.registered_version
     assert _fetch_one(postgres_run["databases"]["mlflow"], "SELECT count(*) FROM model_versions")[0] >= 1
 
 
@@ -297,7 +297,7 @@ def test_real_mode_graph_runs_and_is_read_back_from_postgres(postgres_real_run):
     # synthetic champion: the two stores share the model-store claim without getting in each other's way.
     settings = sandbox.settings()
     assert settings.real_model_store_dir.parent == settings.model_store_dir
-    assert ModelStore(settings.real_model_store_dir).load().manifest["data_mode"] == REAL_DATA_MODE
+    assert ModelStore(settings.real_model_store_dir).load().manifest.data_mode == REAL
     assert data_mode_of(ModelStore(settings.model_store_dir).load().manifest) is SYNTHETIC_MODE
     # The backtest years and the forecast are MLflow runs in PostgreSQL.
     query = "SELECT count(*) FROM runs r JOIN experiments e USING (experiment_id) WHERE e.name = %s"

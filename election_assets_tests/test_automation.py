@@ -11,11 +11,9 @@ import pytest
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
 from election_assets.core.synthetic import generate_regions
-from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.automation.sensors import SensorState, drift_retraining_sensor
-from election_assets.defs.resources import ProjectStorage
-from election_assets.settings import SettingsError
-from election_assets_tests.helpers import TRAINING_ASSETS
+from election_assets.settings import Cadence, SettingsError
+from election_assets_tests.helpers import TRAINING_ASSETS, sensor_resources
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +102,8 @@ def instance():
 
 @pytest.fixture
 def storage(tmp_path):
-    return ProjectStorage(
-        model_store_dir=str(tmp_path / "store"),
-        real_model_store_dir=str(tmp_path / "real_store"),
-        reports_dir=str(tmp_path / "reports"),
-    )
+    """The sensor's resources (the project storage and the retraining policy) for a data directory of its own."""
+    return sensor_resources({"ELECTION_DATA_DIR": str(tmp_path)})
 
 
 def _report_drift(instance, share: float, columns=("urban_ratio", "undecided_rate")) -> int:
@@ -119,7 +114,7 @@ def _report_drift(instance, share: float, columns=("urban_ratio", "undecided_rat
 
 
 def _tick(instance, storage, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=storage)
     result = drift_retraining_sensor(context)
     requests = [result] if isinstance(result, dg.RunRequest) else []
     return requests, context.cursor, result

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from election_assets.core.model_store import ModelStore
 from election_assets.defs.automation.sensors import drift_retraining_sensor
 from election_assets.defs.jobs import TRAINS_CHAMPION
-from election_assets.defs.resources import ProjectStorage
+from election_assets_tests.helpers import sensor_resources
 
 SEARCH = {"config": {"search_iterations": 2}}
 SMALL = {
@@ -29,7 +29,7 @@ def _metadata(result, asset: str) -> dict:
 
 
 def _tick(instance, storage, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=storage)
     return drift_retraining_sensor(context), context.cursor
 
 
@@ -38,11 +38,7 @@ def loop(new_sandbox):
     sandbox = new_sandbox("drift_loop")
     definitions = sandbox.definitions()
     settings = sandbox.settings()
-    storage = ProjectStorage(
-        model_store_dir=str(settings.model_store_dir),
-        real_model_store_dir=str(settings.real_model_store_dir),
-        reports_dir=str(settings.reports_dir),
-    )
+    storage = sensor_resources(sandbox.env)
     store = ModelStore(settings.model_store_dir)
     with dg.instance_for_test() as instance, sandbox.environment():
         definitions.resolve_job_def("election_pipeline").execute_in_process(run_config=SMALL, instance=instance)
@@ -107,7 +103,7 @@ def test_retraining_promotes_a_better_champion_on_the_drifted_distribution(loop)
     assert (
         str(alias.version)
         == champion["registered_model_version"]
-        == loop["store"].load().manifest["source_run"]["registered_version"]
+        == loop["store"].load().manifest.source_run.registered_version
     )
     run = client.get_run(alias.run_id)
     assert run.data.tags["loop.trigger"] == "drift"

@@ -8,8 +8,8 @@ from election_assets.core.compiled_model import load_compiled_model, save_compil
 from election_assets.core.features import engineer_features
 from election_assets.core.schema import CANDIDATE_A, INPUT_FIELD_NAMES, LABEL
 from election_assets.core.synthetic import generate_regions
-from election_assets.defs.training.candidates import CANDIDATES
-from election_assets.defs.training.export import compile_estimator
+from election_assets.modelling.candidates import CANDIDATES
+from election_assets.modelling.export import compile_estimator
 
 
 @pytest.fixture(scope="module")

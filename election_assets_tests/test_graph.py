@@ -18,7 +18,7 @@ from election_assets.core.features import FEATURE_NAMES
 from election_assets.core.model_store import ModelStore
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.core.synthetic import BayesMetrics, generate_regions, label_probability
-from election_assets.defs.training.candidates import CANDIDATES, METRIC_NAMES
+from election_assets.modelling.candidates import CANDIDATES, METRIC_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,9 +108,9 @@ def test_champion_is_within_one_and_a_half_points_of_bayes(run, materializations
     assert gap < 0.015, f"champion is {gap:.2%} below the Bayes-optimal accuracy"
     assert 0.0 <= metadata["expected_accuracy_gap_to_bayes"].value < 0.015
     manifest = ModelStore(run.sandbox.settings().model_store_dir).load().manifest
-    assert manifest["bayes"]["accuracy_gap_to_bayes"] == pytest.approx(gap)
+    assert manifest.bayes.accuracy_gap_to_bayes == pytest.approx(gap)
     client = MlflowClient(run.sandbox.env["MLFLOW_TRACKING_URI"])
-    mlflow_run = client.get_run(manifest["source_run"]["mlflow_run_id"])
+    mlflow_run = client.get_run(manifest.source_run.mlflow_run_id)
     assert mlflow_run.data.metrics["accuracy_gap_to_bayes"] == pytest.approx(gap)
 
 
@@ -147,17 +147,17 @@ def test_registry_alias_champion_matches_the_model_store_manifest(run):
     client = MlflowClient(settings.mlflow_tracking_uri)
     stored = ModelStore(settings.model_store_dir).load()
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
-    source = stored.manifest["source_run"]
-    assert str(champion.version) == source["registered_version"]
-    assert champion.run_id == source["mlflow_run_id"]
-    assert champion.tags["training_data_fingerprint"] == stored.manifest["training_data_fingerprint"]
+    source = stored.manifest.source_run
+    assert str(champion.version) == source.registered_version
+    assert champion.run_id == source.mlflow_run_id
+    assert champion.tags["training_data_fingerprint"] == stored.manifest.training_data_fingerprint
 
 
 def test_manifest_records_training_data_fingerprint(run, materializations):
     manifest = ModelStore(run.sandbox.settings().model_store_dir).load().manifest
-    assert manifest["training_data_fingerprint"] == materializations["region_features"].metadata["fingerprint"].value
-    for key in ("version", "created_at", "source_run", "metrics", "feature_names", "input_schema", "library_versions"):
-        assert manifest[key]
+    assert manifest.training_data_fingerprint == materializations["region_features"].metadata["fingerprint"].value
+    for key in ("version", "trained_at", "source_run", "metrics", "feature_names", "input_schema", "library_versions"):
+        assert getattr(manifest, key)
 
 
 def test_batch_predictions_and_drift_report_are_written(run, materializations):

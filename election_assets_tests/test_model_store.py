@@ -9,7 +9,26 @@ import pytest
 
 from election_assets.core.compiled_model import LinearModel, save_compiled_model
 from election_assets.core.features import FEATURE_NAMES
+from election_assets.core.manifest import SYNTHETIC, ModelManifest, SourceRun
 from election_assets.core.model_store import MODEL_FILE, ModelStore, ModelStoreError
+
+
+def _manifest(accuracy: float = 0.5, feature_names: tuple[str, ...] = FEATURE_NAMES) -> ModelManifest:
+    return ModelManifest(
+        data_mode=SYNTHETIC,
+        model_name="test",
+        model_kind="linear",
+        trained_at="2026-01-01T00:00:00+00:00",
+        metrics={"accuracy": accuracy},
+        feature_names=list(feature_names),
+        input_schema=[],
+        labels={},
+        hyperparameters={},
+        training_data_fingerprint="test",
+        training_rows=1,
+        source_run=SourceRun("test"),
+        library_versions={},
+    )
 
 
 def _model(offset: float) -> LinearModel:
@@ -19,7 +38,7 @@ def _model(offset: float) -> LinearModel:
 
 def _publish(store: ModelStore, offset: float) -> str:
     return store.publish(
-        {"feature_names": list(FEATURE_NAMES), "metrics": {"accuracy": offset}},
+        _manifest(offset),
         lambda directory: save_compiled_model(_model(offset), directory / MODEL_FILE),
     )
 
@@ -32,7 +51,7 @@ def test_publish_then_load_returns_the_verified_latest(tmp_path):
     loaded = store.load()
     assert loaded.version == second and loaded.model.intercept == 0.2
     assert store.load(first).model.intercept == 0.1
-    assert set(loaded.manifest["files"]) == {MODEL_FILE}
+    assert set(loaded.manifest.files) == {MODEL_FILE}
 
 
 def test_empty_store_reports_that_nothing_was_published(tmp_path):
@@ -49,7 +68,7 @@ def test_failure_while_writing_leaves_the_previous_model_and_no_partial_version(
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        store.publish({"feature_names": list(FEATURE_NAMES)}, crash_midway)
+        store.publish(_manifest(), crash_midway)
     assert store.latest_version() == good
     assert store.list_versions() == [good]
     assert store.load().model.intercept == 0.1
@@ -60,7 +79,7 @@ def _killed_writer(root: str) -> None:
         (directory / MODEL_FILE).write_bytes(b"PK\x03\x04 half a model")
         os._exit(9)  # no cleanup, no exception handlers: a killed process
 
-    ModelStore(root).publish({"feature_names": list(FEATURE_NAMES)}, die_midway)
+    ModelStore(root).publish(_manifest(), die_midway)
 
 
 def test_process_killed_mid_write_leaves_the_previous_model_loadable(tmp_path):
@@ -91,9 +110,7 @@ def test_unreadable_model_file_with_a_matching_checksum_is_a_store_error(tmp_pat
     # the one error the champion asset, the scoring asset and the API treat as "no loadable model".
     store = ModelStore(tmp_path)
     good = _publish(store, 0.1)
-    bad = store.publish(
-        {"feature_names": list(FEATURE_NAMES)}, lambda directory: (directory / MODEL_FILE).write_bytes(content)
-    )
+    bad = store.publish(_manifest(), lambda directory: (directory / MODEL_FILE).write_bytes(content))
     with pytest.raises(ModelStoreError, match="model file is unreadable"):
         store.load(bad)
     assert store.load(good).version == good
@@ -102,7 +119,7 @@ def test_unreadable_model_file_with_a_matching_checksum_is_a_store_error(tmp_pat
 def test_manifest_with_another_feature_list_is_refused(tmp_path):
     store = ModelStore(tmp_path)
     version = store.publish(
-        {"feature_names": list(FEATURE_NAMES)[:-1]},
+        _manifest(feature_names=FEATURE_NAMES[:-1]),
         lambda directory: save_compiled_model(_model(0.1), directory / MODEL_FILE),
     )
     with pytest.raises(ModelStoreError, match="feature list does not match"):
@@ -120,3 +137,31 @@ def test_pointer_to_a_missing_version_is_reported(tmp_path):
 def test_pointer_cannot_name_an_incomplete_version(tmp_path):
     with pytest.raises(ModelStoreError, match="no complete version"):
         ModelStore(tmp_path).point_latest_to("not-there")
+
+
+def test_manifest_round_trips_through_the_store_as_the_typed_contract(tmp_path):
+    store = ModelStore(tmp_path)
+    version = _publish(store, 0.25)
+    manifest = store.read_manifest(version)
+    assert isinstance(manifest, ModelManifest) and isinstance(manifest.source_run, SourceRun)
+    assert manifest.version == version and manifest.metrics == {"accuracy": 0.25}
+    assert manifest.files[MODEL_FILE].bytes == (store.version_dir(version) / MODEL_FILE).stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"training_rows": "many"}, "manifest.training_rows must be an integer"),
+        ({"source_run": {"dagster_run_id": 7}}, "manifest.source_run.dagster_run_id must be a str"),
+        ({"metrics": {"accuracy": "high"}}, "manifest.metrics.accuracy must be a number"),
+        ({"surprise": 1}, "unknown field"),
+        ({"manifest_format": 1}, "manifest_format 1 is not 2"),
+    ],
+)
+def test_a_manifest_that_breaks_the_contract_is_refused_naming_the_field(tmp_path, change, message):
+    store = ModelStore(tmp_path)
+    version = _publish(store, 0.1)
+    path = store.version_dir(version) / "manifest.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | change))
+    with pytest.raises(ModelStoreError, match=message):
+        store.read_manifest(version)

@@ -63,7 +63,7 @@ def _state(sandbox) -> dict:
         "latest": latest,
         "loaded": served.version if served else None,
         # The registry version of the served model: the one the alias must name.
-        "served_registry_version": served.manifest["source_run"]["registered_version"] if served else None,
+        "served_registry_version": served.manifest.source_run.registered_version if served else None,
         "alias": _alias_version(sandbox),
     }
 

@@ -7,10 +7,11 @@ import dagster as dg
 import pytest
 
 from election_assets.defs.real_ingest import assets as real_ingest
-from election_assets.real.sources import SOURCE_FILES, read_source
-from election_assets.settings import SHIPPED_REAL_DATA_DIR
+from election_assets.real.catalog import RAW_SOURCES
+from election_assets.real.sources import SHIPPED_REAL_DATA_DIR, SOURCE_FILES, read_source
+from election_assets_tests.helpers import project_resources
 
-RAW = [f"raw_{name}" for name in real_ingest.RAW_SCHEMAS]
+RAW = [f"raw_{source.name}" for source in RAW_SOURCES]
 TIDY = ["county_returns", "state_returns", "state_polls", "county_demographics"]
 
 
@@ -21,8 +22,11 @@ def materialize(sandbox, instance: dg.DagsterInstance, selection: list[str] | No
         *dg.load_asset_checks_from_modules([real_ingest]),
     ]
     sandbox.env.update(env)
+    resources = project_resources(sandbox.env, "storage")
     with sandbox.environment():
-        return dg.materialize(definitions, instance=instance, selection=selection, raise_on_error=False)
+        return dg.materialize(
+            definitions, instance=instance, selection=selection, resources=resources, raise_on_error=False
+        )
 
 
 @pytest.fixture(scope="module")

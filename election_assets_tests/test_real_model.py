@@ -34,9 +34,9 @@ from election_assets.real.features import (
     KNOWN_BEFORE_COLUMNS,
     NEXT_ELECTION,
     build_election_features,
-    dem_two_party_share,
     election_day,
     state_poll_average,
+    state_shares,
 )
 from election_assets.real.forecaster import NoiseModel
 
@@ -214,14 +214,12 @@ def test_training_rows_come_only_from_earlier_elections(features_by_year):
         training_rows(features_by_year, before=2004)
 
 
-def _state_shares(tidy, year: int) -> pd.Series:
-    states = tidy["state_returns"]
-    return dem_two_party_share(states[states["year"] == year].set_index("state_po"))
-
-
 @pytest.fixture(scope="module")
 def backtests(tidy, features_by_year):
-    return {year: backtest_year(features_by_year, year, _state_shares(tidy, year)) for year in BACKTEST_YEARS}
+    return {
+        year: backtest_year(features_by_year, year, state_shares(tidy["state_returns"], year))
+        for year in BACKTEST_YEARS
+    }
 
 
 @pytest.mark.parametrize("year", [2012, 2016, 2020])

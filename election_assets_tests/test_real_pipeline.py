@@ -10,9 +10,9 @@ import mlflow
 import pandas as pd
 import pytest
 
+from election_assets.core.manifest import REAL
 from election_assets.core.model_store import ModelStore
 from election_assets.core.real_features import (
-    REAL_DATA_MODE,
     REAL_INPUT_FIELD_NAMES,
     REAL_MODEL_COLUMNS,
     real_model_features,
@@ -77,10 +77,10 @@ def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_pip
     settings = sandbox.settings()
     stored = ModelStore(settings.real_model_store_dir).load()
     manifest = stored.manifest
-    assert manifest["data_mode"] == REAL_DATA_MODE and manifest["trained_through"] == 2020
-    assert manifest["feature_names"] == list(REAL_MODEL_COLUMNS)
-    assert manifest["metrics_source"].startswith("walk-forward backtest 2020")
-    required = {field["name"] for field in manifest["input_schema"] if field["required"]}
+    assert manifest.data_mode == REAL and manifest.trained_through == 2020
+    assert manifest.feature_names == list(REAL_MODEL_COLUMNS)
+    assert manifest.metrics_source.startswith("walk-forward backtest 2020")
+    required = {field["name"] for field in manifest.input_schema if field["required"]}
     assert "poll_dem_share" not in required and "prev_dem_share" in required
     forecast = pd.read_csv(
         settings.reports_dir / "real" / "forecast" / f"forecast_county_{NEXT_ELECTION}.csv", dtype={"county_fips": str}

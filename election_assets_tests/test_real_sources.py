@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from election_assets.real import sources as S
-from election_assets.settings import SHIPPED_REAL_DATA_DIR
+from election_assets.real.sources import SHIPPED_REAL_DATA_DIR
+from election_assets.settings import PipelineSettings
 
 RI_FEDERAL_PRECINCT_2020 = {"dem": 1_276, "rep": 85}  # no FIPS: counted out of the county table
 NATIONAL_2020 = {"dem": 81_264_648, "rep": 74_218_999}
@@ -97,13 +98,14 @@ def test_unknown_source_names_the_choices():
         S.read_source("county_retruns")
 
 
-def test_the_folder_can_be_overridden_by_environment(tmp_path, monkeypatch):
+def test_the_folder_can_be_overridden_by_environment(tmp_path):
     shutil.copy(SHIPPED_REAL_DATA_DIR / S.SOURCE_FILES["state_returns"].filename, tmp_path)
-    monkeypatch.setenv("ELECTION_REAL_DATA_DIR", str(tmp_path))
-    assert S.default_directory() == tmp_path
-    assert len(S.read_source("state_returns")) == 4_287
+    folder = PipelineSettings.from_env({"ELECTION_REAL_DATA_DIR": str(tmp_path)}).real_data_dir
+    assert folder == tmp_path
+    assert PipelineSettings.from_env({}).real_data_dir == SHIPPED_REAL_DATA_DIR
+    assert len(S.read_source("state_returns", folder)) == 4_287
     with pytest.raises(FileNotFoundError):
-        S.read_source("county_returns")
+        S.read_source("county_returns", folder)
 
 
 def test_normalize_fips_pads_every_spelling_and_keeps_gaps():

@@ -34,7 +34,7 @@ from election_assets.real.backtest import (
     format_gain,
     pooled_vote_weighted_gain,
 )
-from election_assets.real.features import FEATURE_YEARS, build_election_features, dem_two_party_share
+from election_assets.real.features import FEATURE_YEARS, build_election_features, state_shares
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -76,8 +76,7 @@ def backtest_scores(tidy: Mapping[str, pd.DataFrame], by_year: Mapping[int, pd.D
     states = tidy["state_returns"]
     scores = {}
     for year in BACKTEST_YEARS:
-        state_shares = dem_two_party_share(states[states["year"] == year].set_index("state_po"))
-        scores[year] = backtest_year(by_year, year, state_shares).scores
+        scores[year] = backtest_year(by_year, year, state_shares(states, year)).scores
     return scores
 
 

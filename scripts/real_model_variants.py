@@ -20,10 +20,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from election_assets.core.real_features import REAL_FEATURE_NAMES
 from election_assets.real import sources
 from election_assets.real.backtest import ACCEPTANCE_YEARS, BACKTEST_YEARS, training_rows
 from election_assets.real.evaluation import score
-from election_assets.real.features import FEATURE_NAMES, FEATURE_YEARS, build_election_features
+from election_assets.real.features import FEATURE_YEARS, build_election_features
 from election_assets.real.forecaster import (
     fit_relative_swing,
     persistence_probability,
@@ -40,7 +41,7 @@ class NoRelativeSwing:
 
 def fit_ridge(train: pd.DataFrame) -> Pipeline:
     model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
-    features = train[list(FEATURE_NAMES)]
+    features = train[list(REAL_FEATURE_NAMES)]
     return model.fit(features, relative_swing_target(train), ridge__sample_weight=relative_swing_weight(train))
 
 
@@ -93,7 +94,7 @@ def walk_forward_inside_training(by_year: dict[int, pd.DataFrame]) -> pd.DataFra
             for held_out in years[1:]:
                 model = VARIANTS[name](train[train["year"] < held_out])
                 test = train[train["year"] == held_out]
-                errors.append(relative_swing_target(test).to_numpy() - model.predict(test[list(FEATURE_NAMES)]))
+                errors.append(relative_swing_target(test).to_numpy() - model.predict(test[list(REAL_FEATURE_NAMES)]))
                 weights.append(relative_swing_weight(test))
             row[name] = float(np.sqrt(np.average(np.concatenate(errors) ** 2, weights=np.concatenate(weights))))
         row["a walk-forward choice keeps"] = min(("trees (shipped)", "ridge"), key=lambda name: row[name])

@@ -1,6 +1,6 @@
 """The champion's serving format: plain NumPy arrays, evaluated without scikit-learn or XGBoost.
 
-Training exports every candidate (see ``election_assets.defs.training.export``) into one of two forms:
+Training exports every candidate (see ``election_assets.modelling.export``) into one of two forms:
 
 - ``LinearModel``: standardisation followed by a logistic regression;
 - ``TreeEnsemble``: a flat array of tree nodes, either averaged probabilities (random forest) or summed

@@ -18,10 +18,6 @@ import numpy as np
 from election_assets.core.schema import InputField
 
 
-def _share(name: str, description: str) -> InputField:
-    return InputField(name, "float", description, 0.0, 1.0)
-
-
 def _percent(name: str, description: str) -> InputField:
     return InputField(name, "float", description, 0.0, 100.0)
 
@@ -31,18 +27,20 @@ def _votes(name: str, description: str) -> InputField:
 
 
 REAL_INPUT_FIELDS: tuple[InputField, ...] = (
-    _share("prev_dem_share", "Democratic two-party vote share in the county at the previous election"),
-    _share("prev2_dem_share", "Democratic two-party vote share in the county two elections ago"),
-    _share("state_prev_dem_share", "Democratic two-party vote share in the state at the previous election"),
-    _share("state_prev2_dem_share", "Democratic two-party vote share in the state two elections ago"),
+    InputField.share("prev_dem_share", "Democratic two-party vote share in the county at the previous election"),
+    InputField.share("prev2_dem_share", "Democratic two-party vote share in the county two elections ago"),
+    InputField.share("state_prev_dem_share", "Democratic two-party vote share in the state at the previous election"),
+    InputField.share("state_prev2_dem_share", "Democratic two-party vote share in the state two elections ago"),
     _votes("prev_total_votes", "Votes cast in the county at the previous election"),
     _votes("prev2_total_votes", "Votes cast in the county two elections ago"),
-    _share("bachelor_rate", "Share of adults with a bachelor's degree or more (latest census/ACS before)"),
-    _share("less_hs_rate", "Share of adults without a high-school diploma (latest census/ACS before)"),
+    InputField.share("bachelor_rate", "Share of adults with a bachelor's degree or more (latest census/ACS before)"),
+    InputField.share("less_hs_rate", "Share of adults without a high-school diploma (latest census/ACS before)"),
     InputField("rural_urban_code", "float", "USDA rural-urban continuum code (1 metro ... 9 remote rural)", 1.0, 9.0),
     _percent("unemployment_rate", "Unemployment rate in the year before the election, percent"),
     _percent("prev_unemployment_rate", "Unemployment rate four years earlier, percent"),
-    _share("poll_dem_share", "Democratic two-party share in the state's polls; absent when it was not polled"),
+    InputField.share(
+        "poll_dem_share", "Democratic two-party share in the state's polls; absent when it was not polled"
+    ),
 )
 REAL_INPUT_FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in REAL_INPUT_FIELDS)
 # The only field a real-mode request may leave out: without polls the model expects no state swing.

@@ -38,9 +38,10 @@ class InputField:
             return f"must be <= {self.maximum:g}"
         return None
 
-
-def _share(name: str, description: str) -> InputField:
-    return InputField(name, "float", description, 0.0, 1.0)
+    @classmethod
+    def share(cls, name: str, description: str) -> InputField:
+        """A share of something: a float in [0, 1]."""
+        return cls(name, "float", description, 0.0, 1.0)
 
 
 def _signed(name: str, description: str) -> InputField:
@@ -51,17 +52,17 @@ INPUT_FIELDS: tuple[InputField, ...] = (
     InputField("population", "int", "Residents of the region", 0, None, exclusive_minimum=True),
     InputField("median_age", "float", "Median age of residents, years", 16.0, 100.0),
     InputField("median_income", "float", "Median household income, USD", 0.0, 1_000_000.0, exclusive_minimum=True),
-    _share("education_rate", "Share of adults with a bachelor's degree or more"),
-    _share("urban_ratio", "Share of residents living in urban areas"),
-    _share("prev_election_turnout", "Turnout of the previous election, share of eligible voters"),
+    InputField.share("education_rate", "Share of adults with a bachelor's degree or more"),
+    InputField.share("urban_ratio", "Share of residents living in urban areas"),
+    InputField.share("prev_election_turnout", "Turnout of the previous election, share of eligible voters"),
     _signed("prev_winner_margin", "Candidate A's margin in the previous election (A minus B, share of votes)"),
-    _share("voter_registration_rate", "Share of eligible residents registered to vote"),
+    InputField.share("voter_registration_rate", "Share of eligible residents registered to vote"),
     _signed("social_sentiment_score", "Net social-media sentiment towards Candidate A"),
-    _share("candidate_a_favorability", "Share of residents with a favourable view of Candidate A"),
-    _share("candidate_b_favorability", "Share of residents with a favourable view of Candidate B"),
-    _share("poll_candidate_a", "Poll share for Candidate A"),
-    _share("poll_candidate_b", "Poll share for Candidate B"),
-    _share("undecided_rate", "Poll share of undecided voters"),
+    InputField.share("candidate_a_favorability", "Share of residents with a favourable view of Candidate A"),
+    InputField.share("candidate_b_favorability", "Share of residents with a favourable view of Candidate B"),
+    InputField.share("poll_candidate_a", "Poll share for Candidate A"),
+    InputField.share("poll_candidate_b", "Poll share for Candidate B"),
+    InputField.share("undecided_rate", "Poll share of undecided voters"),
 )
 
 INPUT_FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in INPUT_FIELDS)

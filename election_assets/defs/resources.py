@@ -1,5 +1,5 @@
 """Resources: where data, models and reports live, and how MLflow is reached. Values come from the environment
-(see ``election_assets.settings``), so the same code runs on a laptop and on Kubernetes."""
+(``election_assets.settings``), so the same code runs on a laptop and on Kubernetes."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from election_assets.core.model_store import ModelStore, ModelStoreError, StoredModel
 from election_assets.core.paths import drift_summary_path
-from election_assets.settings import PipelineSettings
+from election_assets.settings import Cadence, PipelineSettings
 
 CHAMPION_ALIAS = "champion"
 
@@ -24,6 +24,8 @@ class ProjectStorage(dg.ConfigurableResource):
     model_store_dir: str
     real_model_store_dir: str
     reports_dir: str
+    # Real mode's source files (ELECTION_REAL_DATA_DIR; default: the files shipped inside the package).
+    real_data_dir: str
 
     def model_store(self) -> ModelStore:
         return ModelStore(self.model_store_dir)
@@ -47,6 +49,13 @@ class ProjectStorage(dg.ConfigurableResource):
         path = Path(self.reports_dir, *parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class RetrainingPolicy(dg.ConfigurableResource):
+    """When the drift sensor retrains (ELECTION_RETRAIN_DRIFT_SHARE, ELECTION_RETRAIN_COOLDOWN_MINUTES)."""
+
+    drift_share: float
+    cooldown_seconds: float
 
 
 class MlflowRegistry(dg.ConfigurableResource):
@@ -119,7 +128,7 @@ def _mlflow_tracking_in_our_experiment(init_context: dg.InitResourceContext):
     return mlflow_tracking.resource_fn(init_context)
 
 
-def build_resources(settings: PipelineSettings) -> dict[str, object]:
+def build_resources(settings: PipelineSettings, cadence: Cadence) -> dict[str, object]:
     registry = MlflowRegistry(
         tracking_uri=settings.mlflow_tracking_uri,
         artifact_location=settings.mlflow_artifact_location,
@@ -138,6 +147,10 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
             model_store_dir=str(settings.model_store_dir),
             real_model_store_dir=str(settings.real_model_store_dir),
             reports_dir=str(settings.reports_dir),
+            real_data_dir=str(settings.real_data_dir),
+        ),
+        "retraining_policy": RetrainingPolicy(
+            drift_share=cadence.retrain_drift_share, cooldown_seconds=cadence.retrain_cooldown_seconds
         ),
         "mlflow_registry": registry,
         "mlflow": tracking,
@@ -146,4 +159,4 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources(PipelineSettings.from_env()))
+    return dg.Definitions(resources=build_resources(PipelineSettings.from_env(), Cadence.from_env()))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABEL
-from election_assets.defs.validation import POLL_SUM_TOLERANCE
+from election_assets.preparation.schemas import POLL_SUM_TOLERANCE
 
 # A robust z-score (median / MAD) above this is an outlier: about one in a billion for normal data.
 OUTLIER_Z = 6.0

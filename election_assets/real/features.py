@@ -17,7 +17,6 @@ from datetime import date, timedelta
 import pandas as pd
 
 from election_assets.core.real_features import (
-    REAL_FEATURE_NAMES,
     REAL_INPUT_FIELD_NAMES,
     REAL_MODEL_COLUMNS,
     real_model_features,
@@ -42,16 +41,8 @@ DEMOGRAPHIC_INPUTS: dict[str, str] = {
     "rural_urban_code": "rucc",
     "unemployment_rate": "unemployment_rate",
 }
-FEATURE_NAMES = REAL_FEATURE_NAMES
 # Every column a forecast of the year may read: the inputs, the features and the expected state swing.
 KNOWN_BEFORE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REAL_INPUT_FIELD_NAMES, *REAL_MODEL_COLUMNS)))
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "outcome_dem_share",
-    "outcome_dem_win",
-    "outcome_two_party_votes",
-    "outcome_total_votes",
-    "outcome_state_dem_share",
-)
 
 
 def election_day(year: int) -> date:
@@ -102,7 +93,8 @@ def _results(county_returns: pd.DataFrame, year: int) -> pd.DataFrame:
     return rows.assign(dem_share=dem_two_party_share(rows))
 
 
-def _state_shares(state_returns: pd.DataFrame, year: int) -> pd.Series:
+def state_shares(state_returns: pd.DataFrame, year: int) -> pd.Series:
+    """Each state's Democratic two-party share in ``year``, by postal code."""
     rows = state_returns[state_returns["year"] == year].set_index("state_po")
     return dem_two_party_share(rows)
 
@@ -120,7 +112,7 @@ def build_election_features(
     previous, before_previous = _results(county_returns, year - 4), _results(county_returns, year - 8)
     if previous.empty:
         raise ValueError(f"no county results for {year - 4}, the election before {year}")
-    state_previous, state_before = _state_shares(state_returns, year - 4), _state_shares(state_returns, year - 8)
+    state_previous, state_before = state_shares(state_returns, year - 4), state_shares(state_returns, year - 8)
 
     frame = pd.DataFrame(index=previous.index)
     frame["year"] = year
@@ -171,10 +163,6 @@ def build_election_features(
         frame["outcome_dem_win"] = (outcome["dem_share"] > 0.5).astype(int)
         frame["outcome_two_party_votes"] = outcome["dem_votes"] + outcome["rep_votes"]
         frame["outcome_total_votes"] = outcome["total_votes"]
-        frame["outcome_state_dem_share"] = frame["state_po"].map(_state_shares(state_returns, year))
+        frame["outcome_state_dem_share"] = frame["state_po"].map(state_shares(state_returns, year))
     counts = {reason: count for reason, count in counts.items() if count}
     return ElectionFeatures(frame.reset_index(names="county_fips"), counts)
-
-
-def has_outcome(frame: pd.DataFrame) -> bool:
-    return "outcome_dem_share" in frame.columns

@@ -24,8 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from xgboost import XGBRegressor
 
 from election_assets.core.manifest import NoiseParts
-from election_assets.core.real_features import POLLED, STATE_SWING, normal_cdf
-from election_assets.real.features import FEATURE_NAMES
+from election_assets.core.real_features import POLLED, REAL_FEATURE_NAMES, STATE_SWING, normal_cdf
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "n_estimators": 300,
@@ -49,12 +48,12 @@ def relative_swing_weight(frame: pd.DataFrame) -> np.ndarray:
 
 def fit_relative_swing(train: pd.DataFrame) -> XGBRegressor:
     model = XGBRegressor(**RELATIVE_SWING_PARAMS)
-    model.fit(train[list(FEATURE_NAMES)], relative_swing_target(train), sample_weight=relative_swing_weight(train))
+    model.fit(train[list(REAL_FEATURE_NAMES)], relative_swing_target(train), sample_weight=relative_swing_weight(train))
     return model
 
 
 def predict_share(model: XGBRegressor, frame: pd.DataFrame) -> np.ndarray:
-    relative = model.predict(frame[list(FEATURE_NAMES)])
+    relative = model.predict(frame[list(REAL_FEATURE_NAMES)])
     share = frame["prev_dem_share"].to_numpy() + frame[STATE_SWING].to_numpy() + relative
     return np.clip(share, 0.0, 1.0)
 

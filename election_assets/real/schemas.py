@@ -2,7 +2,7 @@
 
 Raw schemas hold each file to what its publisher promises (types, ranges, one row per key) without fixing anything;
 the tidy schemas hold the contract of ``election_assets.real.sources`` (one row per key, 5-digit FIPS, votes that
-add up). Each runs as a blocking asset check through ``validation.pandera_asset_check``.
+add up). Each runs as a blocking asset check through ``defs/checks.py``.
 """
 
 import numpy as np

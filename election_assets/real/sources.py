@@ -2,7 +2,7 @@
 
 Pure pandas and NumPy (no Dagster), so the quirks of each file are tested on small slices without a pipeline.
 ``read_source`` keeps the raw semantics of a file (FIPS codes stay strings as written); the ``tidy_*`` functions
-fix the join quirks described in ``real/sources/README.md`` and ``../shared/data/README.md`` and return a ``Tidy``:
+fix the join quirks described in ``real/sources/README.md`` and return a ``Tidy``:
 the table plus a count for every quirk fixed and every row left out, by reason. Nothing is dropped silently.
 
 Count keys: every count is a number of input rows. Keys ending in ``_excluded`` are rows that are not in the output
@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from election_assets.settings import PipelineSettings
-
 # --- The files ------------------------------------------------------------------------------------------------
+
+# The source files shipped inside the package (their origins and licences: real/sources/README.md); the pipeline
+# reads them from ``ELECTION_REAL_DATA_DIR`` when that is set (the ``storage`` resource's ``real_data_dir``).
+SHIPPED_REAL_DATA_DIR = Path(__file__).resolve().parent / "sources"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,12 @@ POLL_DATE_FORMATS: dict[int, str] = {2008: "%m/%d/%y", 2012: "%m/%d/%y", 2016: "
 POLL_COLUMNS = ("year", "state", "pollster", "start_date", "end_date", "sample_size", "dem", "rep")
 NATIONAL_POLL = "--"
 SOURCE_NAMES: tuple[str, ...] = (*SOURCE_FILES, "state_polls")
+
+
+def source_files(name: str) -> tuple[str, ...]:
+    """The file names a source is read from."""
+    return tuple(POLL_FILES.values()) if name == "state_polls" else (SOURCE_FILES[name].filename,)
+
 
 # --- Geography shared by every tidy function ------------------------------------------------------------------
 
@@ -137,11 +145,6 @@ class Tidy:
 # --- Reading --------------------------------------------------------------------------------------------------
 
 
-def default_directory() -> Path:
-    """``ELECTION_REAL_DATA_DIR`` if set, else the files shipped inside the package."""
-    return PipelineSettings.from_env().real_data_dir
-
-
 def _read_polls(directory: Path) -> pd.DataFrame:
     frames = []
     for year, filename in POLL_FILES.items():
@@ -167,17 +170,17 @@ def _read_polls(directory: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(POLL_COLUMNS)]
 
 
-def read_source(name: str, directory: str | Path | None = None) -> pd.DataFrame:
+def read_source(name: str, directory: str | Path = SHIPPED_REAL_DATA_DIR) -> pd.DataFrame:
     """One source file as a DataFrame, with its raw semantics: long or wide as published, FIPS codes as strings.
 
     Handles what is about reading, not meaning: the file's encoding, thousands separators and spaces around
     headers. ``state_polls`` concatenates the three Economist files with an int ``year`` column, the candidates'
     columns renamed to ``dem`` / ``rep``, and the dates parsed (each year writes them differently); its columns
-    are ``POLL_COLUMNS``. ``directory`` defaults to ``default_directory()``.
+    are ``POLL_COLUMNS``. ``directory`` defaults to the files shipped inside the package.
     """
     if name not in SOURCE_NAMES:
         raise ValueError(f"unknown real source {name!r}; expected one of {', '.join(SOURCE_NAMES)}")
-    folder = Path(directory) if directory is not None else default_directory()
+    folder = Path(directory)
     if name == "state_polls":
         return _read_polls(folder)
     spec = SOURCE_FILES[name]

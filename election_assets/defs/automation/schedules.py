@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.jobs import drift_job, scoring_job, training_job
+from election_assets.settings import Cadence
 
 
 @dg.definitions

@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass, replace
 import dagster as dg
 
 from election_assets.core.model_store import ModelStoreError
-from election_assets.defs.automation.cadence import Cadence
 from election_assets.defs.jobs import TRAINS_CHAMPION, retraining_job
-from election_assets.defs.resources import ProjectStorage
+from election_assets.defs.resources import ProjectStorage, RetrainingPolicy
 
 TAG_PREFIX = "election/"
 CHAMPION = dg.AssetKey("champion_model")
@@ -139,16 +138,17 @@ def _history_config(instance: dg.DagsterInstance) -> dict:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a retraining run when the latest drift report's drift share crosses the threshold.",
 )
-def drift_retraining_sensor(context: dg.SensorEvaluationContext, storage: ProjectStorage):
-    cadence = Cadence.from_env()
+def drift_retraining_sensor(
+    context: dg.SensorEvaluationContext, storage: ProjectStorage, retraining_policy: RetrainingPolicy
+):
     observation = latest_drift_observation(context.instance)
     decision = decide(
         observation,
         SensorState.from_cursor(context.cursor),
         training_in_flight(context.instance),
         time.time(),
-        cadence.retrain_drift_share,
-        cadence.retrain_cooldown_seconds,
+        retraining_policy.drift_share,
+        retraining_policy.cooldown_seconds,
     )
     context.update_cursor(decision.state.to_cursor())
     if not decision.request_run:

@@ -13,8 +13,9 @@ from pydantic import Field
 
 from election_assets.core.schema import REGION_ID
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics, generate_regions
+from election_assets.defs.checks import pandera_asset_check
 from election_assets.defs.lineage import table_output
-from election_assets.defs.validation import pandera_asset_check, raw_regions_schema
+from election_assets.preparation.schemas import raw_regions_schema
 
 
 class RegionFeedConfig(dg.Config):

@@ -19,13 +19,17 @@ from pydantic import Field
 from election_assets.core.model_store import HOLDOUT_FILE
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.defs.resources import ProjectStorage
+from election_assets.settings import DRIFT_SHARE_THRESHOLD
 
 DRIFT_CHECK = "no_dataset_drift"
 
 
 class DriftConfig(dg.Config):
     drift_share_threshold: float = Field(
-        0.3, gt=0.0, le=1.0, description="Dataset drift when at least this share of input columns drifted"
+        DRIFT_SHARE_THRESHOLD,
+        gt=0.0,
+        le=1.0,
+        description="Dataset drift when at least this share of input columns drifted",
     )
     reference_sample: int = Field(
         10_000,

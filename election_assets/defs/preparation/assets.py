@@ -1,24 +1,15 @@
 """Preparation: cleaned tables and the engineered features the candidates train on."""
 
-import hashlib
-
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from election_assets.core.features import FEATURE_NAMES, engineer_features
-from election_assets.core.schema import CANDIDATE_A, INPUT_FIELD_NAMES, LABEL, REGION_ID
-from election_assets.core.synthetic import TRUE_PROBABILITY
+from election_assets.core.features import FEATURE_NAMES
+from election_assets.defs.checks import pandera_asset_check
 from election_assets.defs.lineage import table_output
-from election_assets.defs.preparation.cleaning import clean_regions
-from election_assets.defs.validation import (
-    FEATURES_SCHEMA,
-    SPLIT,
-    TARGET,
-    cleaned_regions_schema,
-    pandera_asset_check,
-)
+from election_assets.preparation.cleaning import clean_regions
+from election_assets.preparation.features import feature_table
+from election_assets.preparation.schemas import FEATURES_SCHEMA, SPLIT, TARGET, cleaned_regions_schema
 
 DROP_RATE_CHECK = "drop_rate_within_limit"
 
@@ -92,22 +83,10 @@ class FeatureConfig(dg.Config):
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of regions held out for testing")
 
 
-def holdout_split(region_ids: pd.Series, test_fraction: float) -> np.ndarray:
-    """Assign each region to train or test by a hash of its id: stable across runs and data versions."""
-    buckets = region_ids.map(lambda rid: int.from_bytes(hashlib.sha256(rid.encode()).digest()[:4], "big"))
-    return np.where(buckets.to_numpy() / 2**32 < test_fraction, "test", "train")
-
-
 @dg.asset(group_name="preparation", code_version="1", kinds={"pandas", "numpy"})
 def region_features(cleaned_regions: pd.DataFrame, config: FeatureConfig) -> dg.Output[pd.DataFrame]:
     """The shared feature module applied to the cleaned history, with the 0/1 target and a hash-based split."""
-    matrix = engineer_features(cleaned_regions[list(INPUT_FIELD_NAMES)].to_numpy(np.float64))
-    frame = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
-    frame.insert(0, REGION_ID, cleaned_regions[REGION_ID].to_numpy())
-    frame[TARGET] = (cleaned_regions[LABEL].to_numpy() == CANDIDATE_A).astype(np.int64)
-    frame[SPLIT] = holdout_split(cleaned_regions[REGION_ID], config.test_fraction)
-    if TRUE_PROBABILITY in cleaned_regions.columns:
-        frame[TRUE_PROBABILITY] = cleaned_regions[TRUE_PROBABILITY].to_numpy()
+    frame = feature_table(cleaned_regions, config.test_fraction)
     return table_output(
         frame,
         {

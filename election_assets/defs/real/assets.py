@@ -22,6 +22,7 @@ from election_assets.core.manifest import REAL, ModelManifest, SourceRun, librar
 from election_assets.core.model_store import MODEL_FILE
 from election_assets.core.real_features import (
     POLLED,
+    REAL_FEATURE_NAMES,
     REAL_INPUT_FIELD_NAMES,
     REAL_MODEL_COLUMNS,
     real_model_features,
@@ -29,7 +30,7 @@ from election_assets.core.real_features import (
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B
 from election_assets.defs.lineage import fingerprint, table_output
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
-from election_assets.defs.training.export import compile_swing_model
+from election_assets.modelling.export import compile_swing_model
 from election_assets.real.backtest import (
     ACCEPTANCE_YEARS,
     BACKTEST_YEARS,
@@ -48,11 +49,10 @@ from election_assets.real.evaluation import (
     simulate_states,
 )
 from election_assets.real.features import (
-    FEATURE_NAMES,
     FEATURE_YEARS,
     NEXT_ELECTION,
     build_election_features,
-    dem_two_party_share,
+    state_shares,
 )
 from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, SwingForecaster, fit_forecaster
 
@@ -65,10 +65,6 @@ ALL_ELECTIONS = dg.AssetIn("election_features", partition_mapping=dg.AllPartitio
 
 def _by_year(partitions: dict[str, pd.DataFrame]) -> dict[int, pd.DataFrame]:
     return {int(year): frame for year, frame in partitions.items()}
-
-
-def _state_shares(state_returns: pd.DataFrame, year: int) -> pd.Series:
-    return dem_two_party_share(state_returns[state_returns["year"] == year].set_index("state_po"))
 
 
 def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
@@ -139,7 +135,7 @@ def walk_forward_backtest(
     persistence and a previous-margin logistic regression. Logged to MLflow as one run per year."""
     year = int(context.partition_key)
     context.log.info(f"backtest {year}: training on {sorted(y for y in map(int, features_by_year) if y < year)}")
-    result = backtest_year(_by_year(features_by_year), year, _state_shares(state_returns, year))
+    result = backtest_year(_by_year(features_by_year), year, state_shares(state_returns, year))
     png = calibration_png(result.calibration, f"Calibration, {year} counties")
     directory = storage.reports_path("real", "backtest", str(year))
     (directory / "calibration.png").write_bytes(png)
@@ -149,7 +145,7 @@ def walk_forward_backtest(
     with _mlflow_run(mlflow_registry, f"backtest-{year}") as run:
         mlflow.set_tags({"mode": "real", "test_year": str(year), "noise_source": noise.source})
         mlflow.log_params({"trained_on": ",".join(str(y) for y in sorted(result.counties["year"].unique()))})
-        mlflow.log_params({"features": ",".join(FEATURE_NAMES), "noise_total": round(noise.total, 5)})
+        mlflow.log_params({"features": ",".join(REAL_FEATURE_NAMES), "noise_total": round(noise.total, 5)})
         for model, row in result.scores.iterrows():
             mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
         mlflow.log_artifact(str(directory / "calibration.png"))

@@ -8,9 +8,10 @@ import pandas as pd
 
 from election_assets.core.features import engineer_features
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, LABEL, REGION_ID
+from election_assets.defs.checks import pandera_asset_check
 from election_assets.defs.lineage import table_output
 from election_assets.defs.resources import ProjectStorage
-from election_assets.defs.validation import PREDICTIONS_SCHEMA, pandera_asset_check
+from election_assets.preparation.schemas import PREDICTIONS_SCHEMA
 
 PREDICTIONS_CSV = "batch_predictions.csv"
 

@@ -31,7 +31,7 @@ from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NA
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
 from election_assets.defs.lineage import fingerprint
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
-from election_assets.defs.training.candidates import (
+from election_assets.modelling.candidates import (
     CANDIDATES,
     LOWER_IS_BETTER,
     CandidateSpec,
@@ -40,8 +40,8 @@ from election_assets.defs.training.candidates import (
     is_better,
     tune,
 )
-from election_assets.defs.training.export import compile_estimator
-from election_assets.defs.validation import SPLIT, TARGET
+from election_assets.modelling.export import compile_estimator
+from election_assets.preparation.schemas import SPLIT, TARGET
 
 
 class TrainingConfig(dg.Config):

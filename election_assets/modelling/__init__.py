@@ -1,0 +1,1 @@
+"""Synthetic mode's pure model code: candidate families, their tuning, and their compilation to NumPy."""

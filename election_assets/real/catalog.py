@@ -1,0 +1,64 @@
+"""The table of real mode's raw sources: what each one is and the Pandera schema that checks it as read.
+
+``defs/real_ingest`` builds one raw asset and one blocking check per row, so a new source is one new row here (with
+its reading rules in ``sources.py`` and its schema in ``schemas.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.pandas as pa
+
+from election_assets.real import schemas
+from election_assets.real.sources import source_files
+
+
+@dataclass(frozen=True)
+class RawSource:
+    name: str  # the raw asset is raw_<name>
+    description: str
+    schema: pa.DataFrameSchema
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return source_files(self.name)
+
+
+RAW_SOURCES: tuple[RawSource, ...] = (
+    RawSource(
+        "county_returns",
+        "MEDSL county presidential returns 2000-2020, long: one row per candidate (and vote mode).",
+        schemas.RAW_COUNTY_RETURNS,
+    ),
+    RawSource(
+        "state_returns",
+        "MEDSL state presidential returns 1976-2020, one row per candidate line.",
+        schemas.RAW_STATE_RETURNS,
+    ),
+    RawSource(
+        "election_context",
+        "MEDSL election context 2018: ACS 2012-16 demographics and past votes by county (no AK).",
+        schemas.RAW_ELECTION_CONTEXT,
+    ),
+    RawSource(
+        "ers_unemployment",
+        "USDA ERS unemployment and labor force 2000-2019 (BLS LAUS), US, states and counties.",
+        schemas.RAW_ERS_UNEMPLOYMENT,
+    ),
+    RawSource(
+        "ers_education",
+        "USDA ERS educational attainment 1970-2018 and rural-urban codes, US, states and counties.",
+        schemas.RAW_ERS_EDUCATION,
+    ),
+    RawSource(
+        "ers_population",
+        "USDA ERS population estimates 2010-2019 (Census PEP), US, states and counties.",
+        schemas.RAW_ERS_POPULATION,
+    ),
+    RawSource(
+        "state_polls",
+        "The Economist's state and national polls 2008, 2012 and 2016 (dem/rep in percent points).",
+        schemas.RAW_STATE_POLLS,
+    ),
+)
