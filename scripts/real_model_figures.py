@@ -11,7 +11,7 @@
   year's training elections).
 
 ``election_assets_tests/test_real_model.py`` renders both documents again from the same computation and fails when
-they differ from the committed files: rerun this script (about a minute) after changing the real-mode features,
+they differ from the committed files: rerun this script (about 20 s) after changing the real-mode features,
 forecaster, backtest or data, and commit the files it writes.
 """
 
