@@ -41,6 +41,36 @@ def test_corrupt_raw_file_fails_the_blocking_check_and_nothing_downstream_materi
     assert frame.loc[7, "region_id"] in message  # example rows are named by region id
 
 
+def test_a_missing_column_is_named_as_missing(sandbox, tmp_path):
+    path = tmp_path / "no_urban_ratio.csv"
+    generate_regions(200, seed=2).drop(columns="urban_ratio").to_csv(path, index=False)
+    result = run_assets(
+        sandbox,
+        run_config={"ops": {"raw_regions": {"config": {"source_path": str(path)}}}},
+        selection=["raw_regions"],
+        raise_on_error=False,
+    )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "raw_regions_schema"]
+    assert not evaluation.passed
+    assert "column 'urban_ratio' is missing" in evaluation.description
+    assert "row ?" not in evaluation.description
+
+
+def test_an_implausibly_large_number_fails_the_range_rule(sandbox, tmp_path):
+    frame = generate_regions(200, seed=3)
+    frame.loc[4, "population"] = 2**70
+    path = tmp_path / "huge.csv"
+    frame.to_csv(path, index=False)
+    result = run_assets(
+        sandbox,
+        run_config={"ops": {"raw_regions": {"config": {"source_path": str(path)}}}},
+        selection=["raw_regions"],
+        raise_on_error=False,
+    )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "raw_regions_schema"]
+    assert "column 'population' failed rule 'range(> 0 and <= 5e+07)'" in evaluation.description
+
+
 def test_missing_source_file_names_the_config_field(sandbox, tmp_path):
     result = run_assets(
         sandbox,

@@ -8,12 +8,19 @@ import numpy as np
 import pytest
 
 from election_assets.core.compiled_model import LinearModel, save_compiled_model
+from election_assets.core.data_modes import SYNTHETIC_MODE
 from election_assets.core.features import FEATURE_NAMES
 from election_assets.core.manifest import SYNTHETIC, ModelManifest, SourceRun
-from election_assets.core.model_store import MODEL_FILE, ModelStore, ModelStoreError
+from election_assets.core.model_store import MODEL_FILE, ModelStore, ModelStoreError, reference_predictions
+from election_assets.core.schema import INPUT_FIELD_NAMES
+from election_assets.core.synthetic import generate_regions
+
+REFERENCE_INPUTS = generate_regions(8, seed=3)[list(INPUT_FIELD_NAMES)].to_numpy(np.float64)
 
 
-def _manifest(accuracy: float = 0.5, feature_names: tuple[str, ...] = FEATURE_NAMES) -> ModelManifest:
+def _manifest(
+    accuracy: float = 0.5, feature_names: tuple[str, ...] = FEATURE_NAMES, offset: float = 0.1
+) -> ModelManifest:
     return ModelManifest(
         data_mode=SYNTHETIC,
         model_name="test",
@@ -28,17 +35,22 @@ def _manifest(accuracy: float = 0.5, feature_names: tuple[str, ...] = FEATURE_NA
         training_rows=1,
         source_run=SourceRun("test"),
         library_versions={},
+        reference=reference_predictions(_model(offset), SYNTHETIC_MODE, REFERENCE_INPUTS),
     )
 
 
+_REFERENCE_FEATURES = SYNTHETIC_MODE.features(REFERENCE_INPUTS)
+
+
 def _model(offset: float) -> LinearModel:
-    n = len(FEATURE_NAMES)
-    return LinearModel(mean=np.zeros(n), scale=np.ones(n), coef=np.full(n, 0.01), intercept=offset)
+    # Standardised on the reference rows, so its probabilities stay well inside (0, 1) and a change shows.
+    mean, scale = _REFERENCE_FEATURES.mean(axis=0), _REFERENCE_FEATURES.std(axis=0) + 1.0
+    return LinearModel(mean=mean, scale=scale, coef=np.full(len(FEATURE_NAMES), 0.01), intercept=offset)
 
 
 def _publish(store: ModelStore, offset: float) -> str:
     return store.publish(
-        _manifest(offset),
+        _manifest(offset, offset=offset),
         lambda directory: save_compiled_model(_model(offset), directory / MODEL_FILE),
     )
 
@@ -136,7 +148,44 @@ def test_pointer_to_a_missing_version_is_reported(tmp_path):
 
 def test_pointer_cannot_name_an_incomplete_version(tmp_path):
     with pytest.raises(ModelStoreError, match="no complete version"):
-        ModelStore(tmp_path).point_latest_to("not-there")
+        ModelStore(tmp_path).point_latest_to("20990101T000000-abcdef")
+
+
+@pytest.mark.parametrize("pointer", ["../../elsewhere/versions/20990101T000000-abcdef", "/etc", "v1", ""])
+def test_a_pointer_to_anything_but_a_version_id_is_refused(tmp_path, pointer):
+    store = ModelStore(tmp_path / "store")
+    _publish(store, 0.1)
+    elsewhere = ModelStore(tmp_path / "elsewhere")
+    _publish(elsewhere, 0.9)  # a complete, valid version outside the store
+    store.pointer_path.write_text(json.dumps({"version": pointer}))
+    with pytest.raises(ModelStoreError, match="not a version id of this store|does not name a version"):
+        store.load()
+
+
+def _publish_model(store: ModelStore, model: LinearModel, manifest: ModelManifest) -> str:
+    return store.publish(manifest, lambda directory: save_compiled_model(model, directory / MODEL_FILE))
+
+
+def test_a_model_that_does_not_reproduce_its_reference_predictions_is_refused(tmp_path):
+    # Right checksums, wrong numbers: the file is the one written, but not the model that was evaluated.
+    store = ModelStore(tmp_path)
+    good = _publish(store, 0.1)
+    garbage = _model(0.1)
+    garbage = LinearModel(garbage.mean, garbage.scale, np.full_like(garbage.coef, 1e308), 1e308)
+    bad = _publish_model(store, garbage, _manifest(offset=0.1))
+    with pytest.raises(ModelStoreError, match="does not reproduce what it predicted when it was evaluated"):
+        store.load(bad)
+    assert store.load(good).version == good
+
+
+def test_a_model_within_the_tolerance_of_its_reference_is_accepted(tmp_path):
+    store = ModelStore(tmp_path)
+    nudged = _model(0.1 + 1e-9)  # a different summation order moves the last digits, not the answer
+    version = _publish_model(store, nudged, _manifest(offset=0.1))
+    assert store.load(version).version == version
+    off = _publish_model(store, _model(0.1 + 1e-3), _manifest(offset=0.1))
+    with pytest.raises(ModelStoreError, match="8 of 8 reference rows differ"):
+        store.load(off)
 
 
 def test_manifest_round_trips_through_the_store_as_the_typed_contract(tmp_path):

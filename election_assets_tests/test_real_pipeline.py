@@ -70,6 +70,10 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):
     assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}"}
     backtest_2020 = runs[runs["tags.mlflow.runName"] == "backtest-2020"].iloc[0]
     assert 0 < backtest_2020["metrics.swing_forecaster.brier"] < backtest_2020["metrics.persistence.brier"]
+    # Each backtest records the elections it learned from, all before its test year.
+    trained_on = dict(zip(runs["tags.mlflow.runName"], runs["params.trained_on"], strict=True))
+    assert trained_on["backtest-2016"] == "2004,2008,2012"
+    assert trained_on["backtest-2008"] == "2004"
 
 
 def test_the_served_model_is_published_and_reproduces_the_forecast_file(real_pipeline, next_election_counties):

@@ -79,6 +79,19 @@ class NoiseParts:
 
 
 @dataclass(frozen=True)
+class ReferencePredictions:
+    """A fixed sample of rows the model was evaluated on, and the probabilities it gave them when it was trained.
+
+    Checksums prove a file is the one that was written; these prove the model loaded from it is the model that was
+    evaluated: ``ModelStore.load`` refuses a version whose model does not reproduce them within ``tolerance``.
+    """
+
+    inputs: list[list[float | None]]  # the data mode's input fields; null where an optional field is absent
+    p_candidate_a: list[float]
+    tolerance: float
+
+
+@dataclass(frozen=True)
 class ModelManifest:
     data_mode: str  # SYNTHETIC, EXTERNAL or REAL: the input contract the model serves
     model_name: str
@@ -93,6 +106,7 @@ class ModelManifest:
     training_rows: int
     source_run: SourceRun
     library_versions: dict[str, str]
+    reference: ReferencePredictions
     # Synthetic mode.
     holdout_rows: int | None = None
     cv_metrics: dict[str, float] | None = None

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -28,14 +30,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from election_assets.core.compiled_model import CompiledModel, load_compiled_model
-from election_assets.core.data_modes import data_mode_of
-from election_assets.core.manifest import FileDigest, ManifestError, ModelManifest
+from election_assets.core.data_modes import DataMode, data_mode_of
+from election_assets.core.manifest import FileDigest, ManifestError, ModelManifest, ReferencePredictions
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.npz"
 HOLDOUT_FILE = "holdout.csv"
 POINTER_FILE = "LATEST"
+# Version ids as ``new_version_id`` makes them; the pointer and every reader accept nothing else, so a pointer can
+# never lead outside ``versions/``.
+VERSION_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
+# How many held-out rows a manifest's reference predictions hold, and how close a loaded model must come to them
+# (the same compiled arrays give the same float64 results; the margin covers another NumPy build's summation order).
+REFERENCE_ROWS = 32
+REFERENCE_TOLERANCE = 1e-6
 
 
 class ModelStoreError(Exception):
@@ -85,6 +96,10 @@ class ModelStore:
         return self.root / POINTER_FILE
 
     def version_dir(self, version: str) -> Path:
+        if not VERSION_ID.fullmatch(version):
+            raise ModelStoreError(
+                f"{version!r} is not a version id of this store (like 20261128T134520-bceaeb); refusing to read it"
+            )
         return self.versions_dir / version
 
     # -- writing -----------------------------------------------------------------------------------------------
@@ -170,7 +185,8 @@ class ModelStore:
     def list_versions(self) -> list[str]:
         if not self.versions_dir.is_dir():
             return []
-        return sorted(p.name for p in self.versions_dir.iterdir() if (p / MANIFEST_FILE).is_file())
+        names = (path.name for path in self.versions_dir.iterdir() if (path / MANIFEST_FILE).is_file())
+        return sorted(name for name in names if VERSION_ID.fullmatch(name))
 
     def read_manifest(self, version: str) -> ModelManifest:
         path = self.version_dir(version) / MANIFEST_FILE
@@ -215,4 +231,41 @@ class ModelStore:
             ) from error
         if model.n_features != len(expected):
             raise ModelStoreError(f"version {version!r}: model expects {model.n_features} features")
+        _verify_reference(version, model, data_mode_of(manifest), manifest.reference)
         return StoredModel(version=version, manifest=manifest, model=model, path=directory)
+
+
+def reference_predictions(model: CompiledModel, mode: DataMode, inputs: np.ndarray) -> ReferencePredictions:
+    """What ``model`` answers for ``inputs`` (rows of ``mode``'s input fields, NaN for an absent optional field),
+    recorded in the manifest when the model is published."""
+    probabilities = model.predict_proba_a(mode.features(inputs))
+    return ReferencePredictions(
+        inputs=[[None if math.isnan(value) else value for value in row] for row in inputs.tolist()],
+        p_candidate_a=probabilities.tolist(),
+        tolerance=REFERENCE_TOLERANCE,
+    )
+
+
+def _verify_reference(version: str, model: CompiledModel, mode: DataMode, reference: ReferencePredictions) -> None:
+    expected = np.asarray(reference.p_candidate_a, dtype=np.float64)
+    inputs = np.asarray([[np.nan if v is None else v for v in row] for row in reference.inputs], dtype=np.float64)
+    if expected.size == 0 or inputs.shape != (expected.size, len(mode.input_fields)):
+        raise ModelStoreError(
+            f"version {version!r}: the manifest's reference predictions are malformed "
+            f"({inputs.shape} inputs for {expected.size} probabilities, {len(mode.input_fields)} fields per row)"
+        )
+    try:
+        with np.errstate(all="ignore"):  # a garbage model overflows; its answer is judged below, not warned about
+            actual = model.predict_proba_a(mode.features(inputs))
+    except Exception as error:  # inconsistent arrays fail here, before any request reaches them
+        raise ModelStoreError(f"version {version!r}: model cannot score its reference rows: {error}") from error
+    gap = np.abs(actual - expected)
+    off = np.flatnonzero(~(gap <= reference.tolerance))  # NaN counts as off
+    if off.size:
+        row = int(off[0])
+        raise ModelStoreError(
+            f"version {version!r}: the model does not reproduce what it predicted when it was evaluated: "
+            f"{off.size} of {expected.size} reference rows differ, row {row} gives {actual[row]:.6g} where the "
+            f"manifest recorded {expected[row]:.6g} (tolerance {reference.tolerance:g}); the model file is not the "
+            "model that was evaluated"
+        )

@@ -22,8 +22,13 @@ def _percent(name: str, description: str) -> InputField:
     return InputField(name, "float", description, 0.0, 100.0)
 
 
+# The most votes a US county has cast for president is about 4.3 million (Los Angeles, 2020): five times that is
+# not a county.
+MAX_COUNTY_VOTES = 20_000_000
+
+
 def _votes(name: str, description: str) -> InputField:
-    return InputField(name, "int", description, 0, None, exclusive_minimum=True)
+    return InputField(name, "int", description, 0, MAX_COUNTY_VOTES, exclusive_minimum=True)
 
 
 REAL_INPUT_FIELDS: tuple[InputField, ...] = (

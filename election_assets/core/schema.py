@@ -49,7 +49,8 @@ def _signed(name: str, description: str) -> InputField:
 
 
 INPUT_FIELDS: tuple[InputField, ...] = (
-    InputField("population", "int", "Residents of the region", 0, None, exclusive_minimum=True),
+    # The most populous US county (Los Angeles) has about 10 million residents: five times that is not a region.
+    InputField("population", "int", "Residents of the region", 0, 50_000_000, exclusive_minimum=True),
     InputField("median_age", "float", "Median age of residents, years", 16.0, 100.0),
     InputField("median_income", "float", "Median household income, USD", 0.0, 1_000_000.0, exclusive_minimum=True),
     InputField.share("education_rate", "Share of adults with a bachelor's degree or more"),

@@ -20,6 +20,11 @@ def describe_failures(frame: pd.DataFrame, error: pa.errors.SchemaErrors) -> tup
     region_ids = frame[REGION_ID] if REGION_ID in frame.columns else None
     sentences, rows = [], []
     for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+        if check == "column_in_dataframe":  # Pandera reports a missing column as a failure of the table itself
+            missing = ", ".join(f"'{name}'" for name in group["failure_case"].astype(str))
+            sentences.append(f"column {missing} is missing")
+            rows.append({"column": missing, "rule": "required column", "failing_rows": 0, "examples": "missing"})
+            continue
         examples = []
         for _, case in group.head(MAX_EXAMPLES).iterrows():
             index = case["index"]

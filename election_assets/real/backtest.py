@@ -79,6 +79,7 @@ def pooled_vote_weighted_gain(scores_by_year: Mapping[int, pd.DataFrame], years:
 @dataclass(frozen=True)
 class YearBacktest:
     year: int
+    training_years: tuple[int, ...]  # the elections the models learned from, all before ``year``
     scores: pd.DataFrame  # one row per model
     calibration: dict[str, pd.DataFrame]
     forecaster: SwingForecaster
@@ -113,6 +114,7 @@ def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state
     won = test["outcome_dem_win"].to_numpy()
     return YearBacktest(
         year=year,
+        training_years=tuple(sorted(int(y) for y in train["year"].unique())),
         scores=pd.DataFrame.from_dict(rows, orient="index"),
         calibration={name: calibration_table(probability, won) for name, probability in probabilities.items()},
         forecaster=forecaster,

@@ -19,7 +19,7 @@ import pandas as pd
 from election_assets.core.compiled_model import SwingModel, save_compiled_model
 from election_assets.core.data_modes import REAL_MODE
 from election_assets.core.manifest import REAL, ModelManifest, SourceRun, library_versions
-from election_assets.core.model_store import MODEL_FILE
+from election_assets.core.model_store import MODEL_FILE, REFERENCE_ROWS, reference_predictions
 from election_assets.core.real_features import (
     POLLED,
     REAL_FEATURE_NAMES,
@@ -134,8 +134,8 @@ def walk_forward_backtest(
     """Train on the elections before the partition's year, forecast that year, score the forecaster beside
     persistence and a previous-margin logistic regression. Logged to MLflow as one run per year."""
     year = int(context.partition_key)
-    context.log.info(f"backtest {year}: training on {sorted(y for y in map(int, features_by_year) if y < year)}")
     result = backtest_year(_by_year(features_by_year), year, state_shares(state_returns, year))
+    context.log.info(f"backtest {year}: trained on {list(result.training_years)}")
     png = calibration_png(result.calibration, f"Calibration, {year} counties")
     directory = storage.reports_path("real", "backtest", str(year))
     (directory / "calibration.png").write_bytes(png)
@@ -144,7 +144,7 @@ def walk_forward_backtest(
     noise = result.forecaster.noise(result.counties)
     with _mlflow_run(mlflow_registry, f"backtest-{year}") as run:
         mlflow.set_tags({"mode": "real", "test_year": str(year), "noise_source": noise.source})
-        mlflow.log_params({"trained_on": ",".join(str(y) for y in sorted(result.counties["year"].unique()))})
+        mlflow.log_params({"trained_on": ",".join(map(str, result.training_years))})
         mlflow.log_params({"features": ",".join(REAL_FEATURE_NAMES), "noise_total": round(noise.total, 5)})
         for model, row in result.scores.iterrows():
             mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
@@ -198,7 +198,11 @@ def backtest_summary(
 
 
 def _real_manifest(
-    forecaster: SwingForecaster, train: pd.DataFrame, latest_backtest: pd.DataFrame, run_id: str
+    forecaster: SwingForecaster,
+    compiled: SwingModel,
+    train: pd.DataFrame,
+    latest_backtest: pd.DataFrame,
+    run_id: str,
 ) -> ModelManifest:
     backtest_year = int(latest_backtest["year"].iloc[0])
     scores = latest_backtest.set_index("model").loc[FORECASTER].dropna()
@@ -217,6 +221,12 @@ def _real_manifest(
         training_rows=len(train),
         source_run=SourceRun(dagster_run_id=run_id),
         library_versions=library_versions("numpy", "pandas", "xgboost-cpu", "dagster"),
+        # Counties it learned from, drawn once with a fixed seed: the real model has no held-out rows of its own.
+        reference=reference_predictions(
+            compiled,
+            REAL_MODE,
+            train[list(REAL_INPUT_FIELD_NAMES)].sample(REFERENCE_ROWS, random_state=0).to_numpy(np.float64),
+        ),
         trained_through=forecaster.trained_through,
         training_years=sorted(int(year) for year in train["year"].unique()),
         forecast_year=NEXT_ELECTION,
@@ -245,7 +255,7 @@ def real_champion_model(
     compiled = compile_swing_model(
         forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
     )
-    manifest = _real_manifest(forecaster, train, backtests[max(backtests, key=int)], context.run.run_id)
+    manifest = _real_manifest(forecaster, compiled, train, backtests[max(backtests, key=int)], context.run.run_id)
     version = storage.real_model_store().publish(
         manifest, lambda directory: save_compiled_model(compiled, directory / MODEL_FILE)
     )

@@ -23,10 +23,18 @@ from election_assets.core.manifest import (
     BayesGap,
     ModelManifest,
     Promotion,
+    ReferencePredictions,
     SourceRun,
     library_versions,
 )
-from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore, ModelStoreError
+from election_assets.core.model_store import (
+    HOLDOUT_FILE,
+    MODEL_FILE,
+    REFERENCE_ROWS,
+    ModelStore,
+    ModelStoreError,
+    reference_predictions,
+)
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NAMES, LABEL, REGION_ID
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
 from election_assets.defs.lineage import fingerprint
@@ -328,7 +336,10 @@ def champion_model(
         registered_model=mlflow_registry.registered_model_name,
         registered_version=registered_version,
     )
-    manifest = _manifest(challenger, region_features, bayes_gap, Promotion(metric, reason), source_run)
+    reference = reference_predictions(
+        challenger.compiled, SYNTHETIC_MODE, holdout[list(INPUT_FIELD_NAMES)].head(REFERENCE_ROWS).to_numpy(np.float64)
+    )
+    manifest = _manifest(challenger, region_features, bayes_gap, Promotion(metric, reason), source_run, reference)
     store_version = store.publish(manifest, write_artifacts, make_latest=False)
     with mlflow_registry.champion_alias_moved_to(registered_version):
         store.point_latest_to(store_version)
@@ -356,6 +367,7 @@ def _manifest(
     bayes_gap: BayesGap | None,
     promotion: Promotion,
     source_run: SourceRun,
+    reference: ReferencePredictions,
 ) -> ModelManifest:
     split = region_features[SPLIT]
     return ModelManifest(
@@ -372,6 +384,7 @@ def _manifest(
         training_rows=int((split == "train").sum()),
         source_run=source_run,
         library_versions=library_versions("numpy", "pandas", "scikit-learn", "xgboost-cpu", "mlflow", "dagster"),
+        reference=reference,
         holdout_rows=int((split == "test").sum()),
         cv_metrics=challenger.cv_metrics,
         bayes=bayes_gap,
