@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from election_assets.core.features import FEATURE_NAMES
 from election_assets.core.model_store import ModelStore
+from election_assets.core.paths import drift_summary_path
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.core.synthetic import BayesMetrics, generate_regions, label_probability
 from election_assets.modelling.candidates import CANDIDATES, METRIC_NAMES
@@ -118,6 +119,8 @@ def test_mlflow_has_one_run_per_candidate_with_params_metrics_and_a_model(run, m
     settings = run.sandbox.settings()
     client = MlflowClient(settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    # MLflow 3's UI opens an experiment on its runs (not its GenAI traces view) only with this tag.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.candidate != ''")
     assert sorted(r.data.tags["candidate"] for r in runs) == sorted(spec.name for spec in CANDIDATES)
     search_spaces = {spec.name: spec.search_space for spec in CANDIDATES}
@@ -165,12 +168,17 @@ def test_batch_predictions_and_drift_report_are_written(run, materializations):
     predictions = pd.read_csv(settings.reports_dir / "predictions" / "batch_predictions.csv")
     assert len(predictions) == materializations["cleaned_current_regions"].metadata["rows"].value
     assert set(predictions["model_version"]) == {ModelStore(settings.model_store_dir).latest_version()}
-    summary = json.loads((settings.reports_dir / "drift" / "latest.json").read_text())
+    summary = json.loads(drift_summary_path(settings.reports_dir).read_text())
     drift = materializations["drift_report"].metadata
     assert summary["drift_share"] == drift["drift_share"].value
     assert summary["drifted_columns"] == drift["drifted_columns"].value
     html_reports = list((settings.reports_dir / "drift").glob("*/drift_report.html"))
     assert Path(summary["report_html"]) in html_reports
+    # The page says what the batch was compared with: the served champion's held-out rows.
+    champion = ModelStore(settings.model_store_dir).latest_version()
+    page = Path(summary["report_html"]).read_text()
+    assert f"Reference: {summary['reference_rows']} held-out rows of champion {champion}" in page
+    assert drift["reference_model_version"].value == champion
     assert Path(summary["report_json"]).is_file()
     assert drift["report_json"].value == summary["report_json"]
     assert summary["dataset_drift"] is False  # the default current batch has no drift

@@ -65,7 +65,9 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):
     sandbox, _ = real_pipeline
     settings = sandbox.settings()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    runs = mlflow.search_runs(experiment_names=[f"{settings.mlflow_experiment}-real"])
+    experiment = mlflow.get_experiment_by_name(f"{settings.mlflow_experiment}-real")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = mlflow.search_runs(experiment_names=[experiment.name])
     names = set(runs["tags.mlflow.runName"])
     assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}"}
     backtest_2020 = runs[runs["tags.mlflow.runName"] == "backtest-2020"].iloc[0]

@@ -16,6 +16,8 @@ from election_assets.core.paths import drift_summary_path
 from election_assets.settings import Cadence, PipelineSettings
 
 CHAMPION_ALIAS = "champion"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: "custom_model_development"}
 
 
 class ProjectStorage(dg.ConfigurableResource):
@@ -73,10 +75,23 @@ class MlflowRegistry(dg.ConfigurableResource):
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri)
 
-    def ensure_experiment(self) -> None:
+    def ensure_experiment(self, suffix: str = "") -> str:
+        """The id of the experiment ``<experiment_name><suffix>``, created with its artifacts beside the main
+        experiment's if missing, and marked as a model-training experiment so MLflow's UI opens its runs (MLflow 3
+        opens an experiment without this tag in its GenAI view, on traces)."""
+        name = f"{self.experiment_name}{suffix}"
         mlflow.set_tracking_uri(self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment_name) is None:
-            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            location = f"{self.artifact_location.rstrip('/')}{suffix}"
+            experiment_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND[EXPERIMENT_KIND_TAG]:
+                self.client().set_experiment_tag(
+                    experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND[EXPERIMENT_KIND_TAG]
+                )
+        return experiment_id
 
     def champion_version(self) -> str | None:
         try:

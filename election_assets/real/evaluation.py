@@ -56,8 +56,12 @@ def score(probability: np.ndarray, outcome: pd.DataFrame, share: np.ndarray | No
     return scores
 
 
-def calibration_table(probability: np.ndarray, won: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """Mean forecast against observed frequency in equal-width probability bins."""
+CALIBRATION_BINS = 10
+
+
+def calibration_table(probability: np.ndarray, won: np.ndarray) -> pd.DataFrame:
+    """Mean forecast, observed frequency and number of counties in equal-width probability bins."""
+    bins = CALIBRATION_BINS
     bin_index = np.minimum((probability * bins).astype(int), bins - 1)
     table = pd.DataFrame({"bin": bin_index, "forecast": probability, "observed": won})
     return table.groupby("bin").agg(
@@ -66,17 +70,27 @@ def calibration_table(probability: np.ndarray, won: np.ndarray, bins: int = 10) 
 
 
 def calibration_png(curves: dict[str, pd.DataFrame], title: str) -> bytes:
+    """Reliability curves above, and below them how many counties each bin holds (a point resting on a handful of
+    counties says little), one bar per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    figure, (axes, counts) = plt.subplots(
+        2, 1, figsize=(5.5, 7), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
+    )
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
-    for name, table in curves.items():
-        axes.plot(table["forecast"], table["observed"], marker="o", label=name)
-    axes.set(xlabel="forecast P(Democrat carries county)", ylabel="observed frequency", title=title)
+    width = 0.1 / (len(curves) + 1)
+    for offset, (name, table) in enumerate(curves.items()):
+        (line,) = axes.plot(table["forecast"], table["observed"], marker="o", label=name)
+        centres = (table.index.to_numpy() + 0.5) / CALIBRATION_BINS + (offset - (len(curves) - 1) / 2) * width
+        bars = counts.bar(centres, table["counties"], width=width, color=line.get_color())
+        counts.bar_label(bars, fontsize=6, rotation=90, padding=2)
+    axes.set(ylabel="observed frequency", title=title)
     axes.legend(loc="upper left")
+    counts.set(xlabel="forecast P(Democrat carries county)", ylabel="counties per bin", yscale="log", xlim=(0, 1))
+    counts.set_ylim(bottom=1, top=counts.get_ylim()[1] * 8)  # room for the labels above the tallest bar
     buffer = BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(figure)

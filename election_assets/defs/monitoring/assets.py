@@ -9,6 +9,7 @@ the report would measure the batch against data that model never saw.
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ class DriftConfig(dg.Config):
         ge=100,
         description="At most this many of the champion's held-out rows (sampled, seeded) serve as the reference",
     )
+
+
+def with_banner(html: str, text: str) -> str:
+    """Evidently's page with a line above the report saying what was compared with what (its own page does not)."""
+    banner = (
+        '<div style="font: 14px sans-serif; padding: 10px 16px; background: #eef3fb; border-bottom: 1px solid #ccd">'
+        f"{escape(text)}</div>"
+    )
+    head, body, rest = html.partition("<body>")
+    return f"{head}{body}{banner}{rest}" if body else banner + html
 
 
 def summarize_drift(result: dict[str, Any], threshold: float) -> dict[str, Any]:
@@ -108,6 +119,11 @@ def drift_report(
     directory = storage.reports_path("drift", generated_at.strftime("%Y%m%dT%H%M%S%fZ"))
     html, raw_json = directory / "drift_report.html", directory / "drift_report.json"
     snapshot.save_html(str(html))
+    comparison = (
+        f"Current batch: {len(current)} cleaned regions (Dagster run {context.run.run_id}). "
+        f"Reference: {len(reference)} held-out rows of champion {champion.version}, the data it learnt from."
+    )
+    html.write_text(with_banner(html.read_text(), comparison))
     snapshot.save_json(str(raw_json))
     summary = summarize_drift(snapshot.dict(), config.drift_share_threshold) | {
         "generated_at": generated_at.isoformat(),

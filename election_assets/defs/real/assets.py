@@ -74,15 +74,7 @@ def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
 @contextmanager
 def _mlflow_run(registry: MlflowRegistry, run_name: str) -> Iterator[mlflow.ActiveRun]:
     """A run in the real-mode experiment (``<experiment>-real``), next to the synthetic candidates' experiment."""
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    name = f"{registry.experiment_name}-real"
-    experiment = mlflow.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment
-        else mlflow.create_experiment(name, artifact_location=f"{registry.artifact_location.rstrip('/')}-real")
-    )
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with mlflow.start_run(experiment_id=registry.ensure_experiment("-real"), run_name=run_name) as run:
         yield run
 
 
