@@ -121,15 +121,15 @@ def export_champion_for_baseline(store: Path, workdir: Path) -> Path:
     models = ModelStore(store)
     version = models.latest_version()
     manifest = models.read_manifest(version)
-    uri = manifest["source_run"]["mlflow_model_uri"]
+    uri = manifest.source_run.mlflow_model_uri
     mlflow.set_tracking_uri(PipelineSettings.from_env().mlflow_tracking_uri)
-    if manifest["model_name"] == "xgboost":
+    if manifest.model_name == "xgboost":
         path = workdir / "baseline.json"
         mlflow.xgboost.load_model(uri).save_model(path)
     else:
         path = workdir / "baseline.pkl"  # written and read by this benchmark run only
         path.write_bytes(pickle.dumps(mlflow.sklearn.load_model(uri)))
-    print(f"  baseline model: champion {version} ({manifest['model_name']}) from {uri}", flush=True)
+    print(f"  baseline model: champion {version} ({manifest.model_name}) from {uri}", flush=True)
     return path
 
 
@@ -157,9 +157,9 @@ def profile_request_path(store: Path, single: bytes) -> None:
     import msgspec
     import numpy as np
 
-    from election_api.app import _render
+    from election_api.codec import RequestCodec
     from election_api.metrics import ApiMetrics
-    from election_api.schemas import RequestCodec
+    from election_api.routes.predictions import render
     from election_api.serving import ModelManager
     from election_api.settings import ApiSettings
 
@@ -187,7 +187,7 @@ def profile_request_path(store: Path, single: bytes) -> None:
         t2 = time.perf_counter()
         p = served.model.predict_proba_a(features)
         t3 = time.perf_counter()
-        prediction = _render(served, features, p, False, 5)[0]
+        prediction = render(served, features, p, False, 5)[0]
         np.maximum(p, 1.0 - p)
         t4 = time.perf_counter()
         encoder.encode(prediction)
@@ -204,7 +204,7 @@ def profile_request_path(store: Path, single: bytes) -> None:
     for _ in range(5000):
         x = decode_single(single)
         features, p = served.predict(x)
-        encoder.encode(_render(served, features, p, False, 5)[0])
+        encoder.encode(render(served, features, p, False, 5)[0])
     profiler.disable()
     print("\ncProfile, top 12 by internal time (5,000 predictions):")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(12)

@@ -9,11 +9,14 @@ and the error is kept for ``/ready`` and counted in ``election_model_reload_fail
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import signal
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +24,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from election_api.errors import ApiError, FieldError
 from election_api.metrics import ApiMetrics
-from election_api.schemas import ModelInfo
+from election_api.schemas import LoadFailure, ModelInfo, ReadyStatus
 from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel
 from election_assets.core.data_modes import DataMode, data_mode_of
+from election_assets.core.manifest import ModelManifest
 from election_assets.core.model_store import ModelStore, ModelStoreError
 
 log = logging.getLogger("election_api.model")
@@ -38,7 +43,7 @@ def _now() -> str:
 @dataclass(frozen=True, eq=False)
 class ServedModel:
     version: str
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     model: CompiledModel
     mode: DataMode
     loaded_at: str
@@ -49,34 +54,6 @@ class ServedModel:
         """(model columns, P(Candidate_A)) for an input matrix of the mode's fields."""
         features = self.mode.features(inputs)
         return features, self.model.predict_proba_a(features)
-
-
-def model_info(version: str, manifest: dict[str, Any], loaded_at: str) -> dict[str, Any]:
-    return {
-        "version": version,
-        "model_name": manifest.get("model_name"),
-        "model_kind": manifest.get("model_kind"),
-        "trained_at": manifest.get("created_at"),
-        "loaded_at": loaded_at,
-        "data_mode": manifest.get("data_mode"),
-        "trained_through": manifest.get("trained_through"),
-        "training_years": manifest.get("training_years"),
-        "forecast_year": manifest.get("forecast_year"),
-        "metrics": manifest.get("metrics"),
-        "metrics_source": manifest.get("metrics_source"),
-        "cv_metrics": manifest.get("cv_metrics"),
-        "bayes": manifest.get("bayes"),
-        "feature_names": manifest.get("feature_names"),
-        "input_schema": manifest.get("input_schema"),
-        "labels": manifest.get("labels"),
-        "training_rows": manifest.get("training_rows"),
-        "holdout_rows": manifest.get("holdout_rows"),
-        "training_data_fingerprint": manifest.get("training_data_fingerprint"),
-        "hyperparameters": manifest.get("hyperparameters"),
-        "promotion": manifest.get("promotion"),
-        "source_run": manifest.get("source_run"),
-        "library_versions": manifest.get("library_versions"),
-    }
 
 
 def _smoke_inputs(mode: DataMode) -> np.ndarray:
@@ -97,11 +74,9 @@ def build_served_model(store: ModelStore, version: str, mode: DataMode) -> Serve
             f"version {version!r} is a {trained_on.name}-mode model and this API serves {mode.name} mode: "
             f"set ELECTION_API_MODE={trained_on.name}, or point the API at a {mode.name}-mode model store"
         )
-    accuracy = stored.manifest.get("metrics", {}).get("accuracy")
-    try:
-        accuracy = float(accuracy)
-    except (TypeError, ValueError):
-        raise ModelStoreError(f"version {version!r}: manifest metrics.accuracy is missing or not a number") from None
+    accuracy = stored.manifest.metrics.get("accuracy")
+    if accuracy is None:
+        raise ModelStoreError(f"version {version!r}: manifest metrics.accuracy is missing")
     features = mode.features(_smoke_inputs(mode))
     try:
         probability = stored.model.predict_proba_a(features)
@@ -111,18 +86,8 @@ def build_served_model(store: ModelStore, version: str, mode: DataMode) -> Serve
     if probability.shape != (1,) or not np.all((probability >= 0.0) & (probability <= 1.0)):
         raise ModelStoreError(f"version {version!r}: model returned an invalid probability {probability!r}")
     loaded_at = _now()
-    try:  # the /model/info body, checked against its documented schema once, at load time
-        info = msgspec.json.encode(msgspec.convert(model_info(stored.version, stored.manifest, loaded_at), ModelInfo))
-    except msgspec.ValidationError as error:
-        raise ModelStoreError(f"version {version!r}: manifest does not fit /model/info: {error}") from None
+    info = msgspec.json.encode(ModelInfo.of(stored.manifest, loaded_at))  # the /model/info body, encoded once
     return ServedModel(stored.version, stored.manifest, stored.model, mode, loaded_at, accuracy, info)
-
-
-@dataclass(frozen=True)
-class LoadError:
-    version: str | None
-    error: str
-    at: str
 
 
 class ModelManager:
@@ -131,13 +96,26 @@ class ModelManager:
         self.metrics = metrics
         self.store = ModelStore(settings.model_store_dir)
         self.current: ServedModel | None = None
-        self.last_error: LoadError | None = None
+        self.last_error: LoadFailure | None = None
         self.last_check_at: str | None = None
         self.drift: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._last_failure_key: tuple[str | None, str] | None = None
 
     # -- model -----------------------------------------------------------------------------------------------
+
+    def serving(self) -> ServedModel:
+        """The model a request uses from start to end (read once), or a 503 naming why none is loaded."""
+        served = self.current
+        if served is None:
+            error = self.last_error
+            raise ApiError(
+                503,
+                "no valid model is loaded; the server keeps polling the model store",
+                [FieldError("model", error.error if error else "the model store has not been read yet")],
+                headers={"Retry-After": str(max(1, round(self.settings.reload_interval_seconds)))},
+            )
+        return served
 
     def check(self) -> bool:
         """Follow ``LATEST``: load and swap to a new version if there is one. Returns True when it swapped.
@@ -173,7 +151,7 @@ class ModelManager:
                     "event": "model_loaded",
                     "model_version": served.version,
                     "previous_version": previous.version if previous else None,
-                    "model_name": served.manifest.get("model_name"),
+                    "model_name": served.manifest.model_name,
                     "accuracy": served.accuracy,
                 },
             )
@@ -185,7 +163,7 @@ class ModelManager:
 
     def _record_failure(self, version: str | None, error: Exception) -> None:
         message = str(error) if isinstance(error, ModelStoreError) else f"{type(error).__name__}: {error}"
-        self.last_error = LoadError(version, message, _now())
+        self.last_error = LoadFailure(version, message, _now())
         key = (version, message)
         if key != self._last_failure_key:  # count and log each distinct failure once, not on every poll
             self._last_failure_key = key
@@ -241,36 +219,61 @@ class ModelManager:
         self.refresh_drift()
         return swapped
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ReadyStatus:
         current = self.current
-        error = self.last_error
-        return {
-            "status": "ready" if current is not None else "not_ready",
-            "data_mode": self.settings.data_mode.name,
-            "model_version": current.version if current else None,
-            "loaded_at": current.loaded_at if current else None,
-            "last_check_at": self.last_check_at,
-            "last_error": (
-                {"attempted_version": error.version, "error": error.error, "at": error.at} if error else None
-            ),
-            "model_store": str(self.store.root),
-            "drift": self.drift,
-        }
+        return ReadyStatus(
+            status="ready" if current is not None else "not_ready",
+            data_mode=self.settings.data_mode.name,
+            model_version=current.version if current else None,
+            loaded_at=current.loaded_at if current else None,
+            last_check_at=self.last_check_at,
+            last_error=self.last_error,
+            model_store=str(self.store.root),
+            drift=self.drift,
+        )
 
 
 class Poller:
-    """Runs ``poll_once`` every interval in a worker thread of the event loop; ``wake()`` checks immediately."""
+    """Runs ``poll_once`` every interval in a worker thread of the event loop; ``wake()`` (SIGHUP) checks now."""
 
     def __init__(self, manager: ModelManager, interval: float):
         self.manager = manager
         self.interval = interval
-        self._wake: Any = None
-        self._task: Any = None
+        self._wake: asyncio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """The app's lifespan: the first load (a failure leaves the app up and not ready), then the polling task."""
+        manager = self.manager
+        await asyncio.to_thread(manager.poll_once)
+        task = asyncio.create_task(self.run(), name="election-model-poller")
+        loop = asyncio.get_running_loop()
+        sighup = False
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            # Only possible in the main thread (uvicorn); test clients run the app elsewhere.
+            loop.add_signal_handler(signal.SIGHUP, self.wake)
+            sighup = True
+        log.info(
+            "api started",
+            extra={
+                "event": "startup",
+                "model_store": str(manager.store.root),
+                "model_version": manager.current.version if manager.current else None,
+                "sighup_reload": sighup,
+            },
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if sighup:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signal.SIGHUP)
 
     async def run(self) -> None:
-        """Loop forever: wait an interval (or a wake-up), then poll. The app polls once itself at start-up."""
-        import asyncio
-
+        """Loop forever: wait an interval (or a wake-up), then poll. ``lifespan`` polls once itself first."""
         self._wake = asyncio.Event()
         while True:
             with contextlib.suppress(TimeoutError):

@@ -7,8 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,14 +18,21 @@ from litestar.testing import TestClient
 from election_api.app import create_app
 from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel, save_compiled_model
-from election_assets.core.features import FEATURE_NAMES, engineer_features
-from election_assets.core.model_store import HOLDOUT_FILE, MODEL_FILE, ModelStore
+from election_assets.core.data_modes import REAL_MODE, SYNTHETIC_MODE, DataMode
+from election_assets.core.features import engineer_features
+from election_assets.core.manifest import REAL, SYNTHETIC, ModelManifest, NoiseParts, Promotion, SourceRun
+from election_assets.core.model_store import (
+    HOLDOUT_FILE,
+    MODEL_FILE,
+    REFERENCE_ROWS,
+    ModelStore,
+    reference_predictions,
+)
+from election_assets.core.paths import drift_summary_path
 from election_assets.core.real_features import (
-    REAL_DATA_MODE,
     REAL_FEATURE_NAMES,
     REAL_INPUT_FIELD_NAMES,
     REAL_INPUT_FIELDS,
-    REAL_MODEL_COLUMNS,
     real_model_features,
 )
 from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
@@ -46,6 +54,7 @@ VALID_ROW: dict[str, float] = {
     "undecided_rate": 0.11,
 }
 assert tuple(VALID_ROW) == INPUT_FIELD_NAMES
+TRAINED_AT = "2026-01-01T00:00:00+00:00"
 
 
 def rows_from_inputs(inputs: np.ndarray) -> list[dict[str, float]]:
@@ -68,7 +77,7 @@ class TrainedModels:
         from xgboost import XGBClassifier
 
         from election_assets.core.synthetic import generate_regions
-        from election_assets.defs.training.export import compile_estimator
+        from election_assets.modelling.export import compile_estimator
 
         train = generate_regions(3_000, seed=101)
         test = generate_regions(400, seed=102)
@@ -92,35 +101,47 @@ def trained() -> TrainedModels:
     return TrainedModels()
 
 
+def make_manifest(model: CompiledModel, mode: DataMode, inputs: np.ndarray, **fields: Any) -> ModelManifest:
+    """A manifest of ``model`` for ``mode`` with test provenance; ``fields`` are the rest (data_mode, metrics...)."""
+    return ModelManifest(
+        model_kind=model.kind,
+        trained_at=TRAINED_AT,
+        feature_names=list(mode.model_columns),
+        input_schema=mode.input_schema(),
+        labels={"positive": LABELS[0], "negative": LABELS[1]},
+        hyperparameters={},
+        training_data_fingerprint="test",
+        source_run=SourceRun(dagster_run_id="test"),
+        library_versions={},
+        reference=reference_predictions(model, mode, inputs[:REFERENCE_ROWS]),
+        **fields,
+    )
+
+
 def publish(
     store_dir: Path,
     model: CompiledModel,
     trained: TrainedModels,
     *,
     accuracy: float | None = None,
+    roc_auc: float = 0.9,
     name: str = "test_model",
     make_latest: bool = True,
 ) -> str:
     """Publish ``model`` as a champion the way the pipeline does (manifest + model.npz + holdout.csv)."""
     accuracy = trained.accuracy(model) if accuracy is None else accuracy
-    manifest = {
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "data_mode": "synthetic",
-        "model_name": name,
-        "model_kind": model.kind,
-        "metrics": {"accuracy": accuracy, "roc_auc": 0.9, "brier": 0.1, "log_loss": 0.3},
-        "cv_metrics": {"accuracy": accuracy},
-        "bayes": None,
-        "training_data_fingerprint": "test",
-        "training_rows": 3000,
-        "holdout_rows": len(trained.test_frame),
-        "feature_names": list(FEATURE_NAMES),
-        "input_schema": [],
-        "labels": {"positive": LABELS[0], "negative": LABELS[1]},
-        "source_run": {"dagster_run_id": "test"},
-        "promotion": {"metric": "log_loss", "reason": "test"},
-        "library_versions": {},
-    }
+    manifest = make_manifest(
+        model,
+        SYNTHETIC_MODE,
+        trained.test_inputs,
+        data_mode=SYNTHETIC,
+        model_name=name,
+        metrics={"accuracy": accuracy, "roc_auc": roc_auc, "brier": 0.1, "log_loss": 0.3},
+        training_rows=3000,
+        holdout_rows=len(trained.test_frame),
+        cv_metrics={"accuracy": accuracy},
+        promotion=Promotion(metric="log_loss", reason="test"),
+    )
 
     def write_artifacts(directory: Path) -> None:
         save_compiled_model(model, directory / MODEL_FILE)
@@ -136,7 +157,7 @@ class RealModel:
     def __init__(self) -> None:
         from xgboost import XGBRegressor
 
-        from election_assets.defs.training.export import compile_swing_model
+        from election_assets.modelling.export import compile_swing_model
 
         rng = np.random.default_rng(7)
         n = 2_000
@@ -190,31 +211,31 @@ def real_model() -> RealModel:
     return RealModel()
 
 
-def publish_real(store_dir: Path, model: CompiledModel, *, trained_through: int = 2020) -> str:
-    """Publish a real-mode model with the manifest fields ``real_champion_model`` writes."""
-    manifest = {
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "data_mode": REAL_DATA_MODE,
-        "model_name": "swing_forecaster",
-        "model_kind": model.kind,
-        "trained_through": trained_through,
-        "training_years": list(range(2008, trained_through + 1, 4)),
-        "forecast_year": trained_through + 4,
-        "metrics": {"accuracy": 0.97, "brier": 0.02, "log_loss": 0.06},
-        "metrics_source": f"walk-forward backtest {trained_through} (trained on the elections before it)",
-        "training_data_fingerprint": "test",
-        "training_rows": 2000,
-        "feature_names": list(REAL_MODEL_COLUMNS),
-        "input_schema": [asdict(spec) for spec in REAL_INPUT_FIELDS],
-        "labels": {"positive": LABELS[0], "negative": LABELS[1]},
-        "source_run": {"dagster_run_id": "test"},
-        "library_versions": {},
-    }
+def publish_real(store_dir: Path, real: RealModel, *, trained_through: int = 2020) -> str:
+    """Publish the real-mode model with the manifest fields ``real_champion_model`` writes."""
+    model = real.model
+    manifest = make_manifest(
+        model,
+        REAL_MODE,
+        real.inputs,
+        data_mode=REAL,
+        model_name="swing_forecaster",
+        metrics={"accuracy": 0.97, "brier": 0.02, "log_loss": 0.06},
+        training_rows=2000,
+        trained_through=trained_through,
+        training_years=list(range(2008, trained_through + 1, 4)),
+        forecast_year=trained_through + 4,
+        metrics_source=f"walk-forward backtest {trained_through} (trained on the elections before it)",
+        noise={
+            "polled": NoiseParts(national=0.02, state=0.02, county=0.01, source="test"),
+            "unpolled": NoiseParts(national=0.02, state=0.05, county=0.01, source="test"),
+        },
+    )
     return ModelStore(store_dir).publish(manifest, lambda directory: save_compiled_model(model, directory / MODEL_FILE))
 
 
 def write_drift(reports_dir: Path, drift: bool) -> None:
-    path = reports_dir / "drift" / "latest.json"
+    path = drift_summary_path(reports_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "dataset_drift": drift,

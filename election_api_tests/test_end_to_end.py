@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from election_api.app import create_app
 from election_api.settings import ApiSettings
 from election_assets.core.model_store import ModelStore
+from election_assets.core.paths import drift_summary_path
 from election_assets.core.schema import FIELDS_BY_NAME, INPUT_FIELD_NAMES, LABEL
 
 
@@ -21,7 +22,7 @@ def test_api_accuracy_on_the_holdout_equals_the_manifest(materialized_pipeline):
     store = ModelStore(pipeline_settings.model_store_dir)
     version = store.latest_version()
     assert version is not None, "the pipeline published no champion"
-    manifest = json.loads((store.version_dir(version) / "manifest.json").read_text())
+    manifest = store.read_manifest(version)
     with open(store.version_dir(version) / "holdout.csv", newline="") as handle:
         records = list(csv.DictReader(handle))
     rows = [
@@ -29,7 +30,7 @@ def test_api_accuracy_on_the_holdout_equals_the_manifest(materialized_pipeline):
         for r in records
     ]
     winners = [r[LABEL] for r in records]
-    assert len(rows) == manifest["holdout_rows"]
+    assert len(rows) == manifest.holdout_rows
 
     settings = ApiSettings(
         model_store_dir=pipeline_settings.model_store_dir,
@@ -43,7 +44,7 @@ def test_api_accuracy_on_the_holdout_equals_the_manifest(materialized_pipeline):
         predictions = body["predictions"]
         assert body["model_version"] == version and len(predictions) == len(rows)
         accuracy = float(np.mean([p["predicted_winner"] == w for p, w in zip(predictions, winners, strict=True)]))
-        assert abs(accuracy - manifest["metrics"]["accuracy"]) < 1e-9
+        assert abs(accuracy - manifest.metrics["accuracy"]) < 1e-9
 
         # The same rows one by one give the same answers (a sample keeps the test fast).
         step = max(1, len(rows) // 150)
@@ -51,8 +52,8 @@ def test_api_accuracy_on_the_holdout_equals_the_manifest(materialized_pipeline):
             assert client.post("/predict", json=rows[index]).json() == predictions[index]
 
         text = client.get("/metrics").text
-        assert f"election_model_accuracy {float(manifest['metrics']['accuracy'])!r}" in text
-        drift = json.loads((pipeline_settings.reports_dir / "drift" / "latest.json").read_text())
+        assert f"election_model_accuracy {manifest.metrics['accuracy']!r}" in text
+        drift = json.loads(drift_summary_path(pipeline_settings.reports_dir).read_text())
         assert f"election_drift_detected {1.0 if drift['dataset_drift'] else 0.0}" in text
 
 

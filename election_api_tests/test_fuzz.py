@@ -72,7 +72,7 @@ def serving_schema(tmp_path_factory, trained: TrainedModels) -> Iterator[schemat
 def real_serving_schema(tmp_path_factory, real_model: RealModel) -> Iterator[schemathesis.BaseSchema]:
     root = tmp_path_factory.mktemp("fuzz-real")
     store = root / "real_model_store"
-    publish_real(store, real_model.model)
+    publish_real(store, real_model)
     yield from _schema(_settings(root, store, REAL_MODE))
 
 

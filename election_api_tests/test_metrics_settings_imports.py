@@ -20,7 +20,7 @@ METRIC_NAMES = (
 
 
 def test_metrics_after_a_few_requests(client, trained, store_dir, champion):
-    import json
+    from election_assets.core.model_store import ModelStore
 
     for _ in range(7):
         assert client.post("/predict", json=VALID_ROW).status_code == 200
@@ -44,8 +44,8 @@ def test_metrics_after_a_few_requests(client, trained, store_dir, champion):
     confidence = client.post("/predict", json=VALID_ROW).json()["confidence"]
     text = client.get("/metrics").text
     assert abs(metric_value(text, "election_prediction_confidence_sum") - 13 * confidence) < 1e-9
-    manifest = json.loads((store_dir / "versions" / champion / "manifest.json").read_text())
-    assert metric_value(text, "election_model_accuracy") == manifest["metrics"]["accuracy"]
+    manifest = ModelStore(store_dir).read_manifest(champion)
+    assert metric_value(text, "election_model_accuracy") == manifest.metrics["accuracy"]
 
 
 def test_metrics_content_type_is_one_valid_media_type(client):
@@ -159,21 +159,43 @@ def test_importing_and_creating_the_app_loads_no_pipeline_libraries(tmp_path):
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-def test_api_and_pipeline_read_paths_with_one_helper():
-    from election_assets.settings import PipelineSettings
-    from election_assets.settings import SettingsError as PipelineSettingsError
+def test_store_paths_follow_the_environment():
+    """``core.paths.StorePaths``: the one definition of where the pipeline publishes and the API serves from."""
+    from pathlib import Path
 
-    assert PipelineSettingsError is SettingsError  # both are election_assets.core.env.SettingsError
+    from election_assets.core.env import default_data_dir
+    from election_assets.core.manifest import EXTERNAL, REAL, SYNTHETIC
+    from election_assets.core.paths import StorePaths
+
+    defaults = StorePaths.from_env({})
+    assert defaults.data_dir == default_data_dir()
+    assert defaults.model_store_dir == default_data_dir() / "model_store"
+    assert defaults.real_model_store_dir == default_data_dir() / "real_model_store"
+    assert defaults.drift_summary == default_data_dir() / "reports" / "drift" / "latest.json"
+    custom = StorePaths.from_env({"ELECTION_DATA_DIR": "/srv/election", "ELECTION_REAL_MODEL_STORE": "/srv/real"})
+    assert (custom.model_store_dir, custom.reports_dir) == (
+        Path("/srv/election/model_store"),
+        Path("/srv/election/reports"),
+    )
+    assert [custom.model_store_of(mode) for mode in (SYNTHETIC, EXTERNAL, REAL)] == [
+        custom.model_store_dir,
+        custom.model_store_dir,  # a file-fed history of the synthetic fields is served by the synthetic contract
+        Path("/srv/real"),
+    ]
+    with pytest.raises(SettingsError, match="ELECTION_REPORTS_DIR='reports' must be an absolute path"):
+        StorePaths.from_env({"ELECTION_REPORTS_DIR": "reports"})
+
+
+@pytest.mark.parametrize("mode", ["synthetic", "real"])
+def test_the_api_serves_from_the_store_its_mode_publishes_to(mode):
+    from election_assets.core.paths import StorePaths
+
     for env in (
-        {},
-        {"ELECTION_DATA_DIR": "/srv/election"},
-        {"ELECTION_MODEL_STORE": "~/store", "ELECTION_REAL_MODEL_STORE": "/srv/real-store"},
+        {"ELECTION_API_MODE": mode},
+        {"ELECTION_API_MODE": mode, "ELECTION_DATA_DIR": "/srv/election"},
+        {"ELECTION_API_MODE": mode, "ELECTION_MODEL_STORE": "~/store", "ELECTION_REAL_MODEL_STORE": "/srv/real"},
     ):
-        api, pipeline = ApiSettings.from_env(env), PipelineSettings.from_env(env)
-        assert (api.model_store_dir, api.reports_dir) == (pipeline.model_store_dir, pipeline.reports_dir), env
-        # In real mode the API follows the store real_champion_model publishes to.
-        real_api = ApiSettings.from_env(env | {"ELECTION_API_MODE": "real"})
-        assert real_api.model_store_dir == pipeline.real_model_store_dir, env
-    for settings_class in (ApiSettings, PipelineSettings):
-        with pytest.raises(SettingsError, match="ELECTION_REPORTS_DIR='reports' must be an absolute path"):
-            settings_class.from_env({"ELECTION_REPORTS_DIR": "reports"})
+        api, paths = ApiSettings.from_env(env), StorePaths.from_env(env)
+        assert api.data_mode.name == mode and api.model_store_dir == paths.model_store_of(mode), env
+        assert api.reports_dir == paths.reports_dir, env
+        assert api.drift_report_path == (paths.drift_summary if mode == "synthetic" else None), env

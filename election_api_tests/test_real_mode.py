@@ -34,7 +34,7 @@ def real_settings(tmp_path: Path) -> ApiSettings:
 
 @pytest.fixture
 def real_version(real_settings: ApiSettings, real_model: RealModel) -> str:
-    return publish_real(real_settings.model_store_dir, real_model.model)
+    return publish_real(real_settings.model_store_dir, real_model)
 
 
 @pytest.fixture
@@ -170,10 +170,12 @@ def test_the_openapi_schema_documents_which_fields_are_required(real_client):
     assert list(body["properties"]) == list(REAL_INPUT_FIELD_NAMES)
     assert body["required"] == [name for name in REAL_INPUT_FIELD_NAMES if name != "poll_dem_share"]
     assert body["properties"]["poll_dem_share"]["type"] == ["number", "null"]
+    votes = REAL_MODE.input_fields[REAL_INPUT_FIELD_NAMES.index("prev_total_votes")]
     assert body["properties"]["prev_total_votes"] == {
         "type": "integer",
         "description": "Votes cast in the county at the previous election",
         "exclusiveMinimum": 0,
+        **({"maximum": votes.maximum} if votes.maximum is not None else {}),
     }
     assert "county" in schema["paths"]["/predict"]["post"]["summary"]
 
@@ -189,7 +191,7 @@ def test_real_mode_has_no_drift_report_of_its_own(real_client, real_settings):
 
 
 def test_an_api_of_one_mode_refuses_a_model_of_the_other(real_settings, real_model, trained, tmp_path):
-    publish_real(real_settings.model_store_dir, real_model.model)
+    publish_real(real_settings.model_store_dir, real_model)
     synthetic_on_real = replace(real_settings, data_mode=ApiSettings.from_env({}).data_mode)
     synthetic_store = tmp_path / "model_store"
     publish(synthetic_store, trained.linear, trained)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,11 +19,11 @@ from litestar.testing import TestClient
 
 from election_api.app import create_app
 from election_api_tests.conftest import VALID_ROW, LiveServer, free_port, make_client, metric_value, publish
-from election_assets.core.model_store import MODEL_FILE, sha256_of
+from election_assets.core.manifest import FileDigest
+from election_assets.core.model_store import MANIFEST_FILE, MODEL_FILE, ModelStore, sha256_of
 
 
 def test_hot_swap_under_concurrent_load(settings, store_dir, trained, champion):
-    from dataclasses import replace
 
     published = [champion]
     with LiveServer(replace(settings, reload_interval_seconds=0.05)) as server:
@@ -95,36 +96,40 @@ def _truncate_model(store_dir: Path, version: str) -> None:
     path.write_bytes(path.read_bytes()[:100])
 
 
+def _rewrite_manifest(store_dir: Path, version: str, **changes) -> None:
+    store = ModelStore(store_dir)
+    manifest = store.read_manifest(version)
+    (store.version_dir(version) / MANIFEST_FILE).write_text(replace(manifest, **changes).to_json())
+
+
 def _truncate_and_rehash(store_dir: Path, version: str) -> None:
     # A writer that hashed a truncated file: checksums pass, the archive itself cannot be read.
-    directory = store_dir / "versions" / version
-    (directory / MODEL_FILE).write_bytes((directory / MODEL_FILE).read_bytes()[:100])
-    manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["files"][MODEL_FILE] = {"sha256": sha256_of(directory / MODEL_FILE), "bytes": 100}
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    path = store_dir / "versions" / version / MODEL_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    files = ModelStore(store_dir).read_manifest(version).files | {MODEL_FILE: FileDigest(sha256_of(path), 100)}
+    _rewrite_manifest(store_dir, version, files=files)
 
 
 def _wrong_manifest_type(store_dir: Path, version: str) -> None:
-    path = store_dir / "versions" / version / "manifest.json"
+    # Written by something other than ModelManifest.to_json: the JSON itself is edited.
+    path = store_dir / "versions" / version / MANIFEST_FILE
     manifest = json.loads(path.read_text())
     manifest["training_rows"] = "three thousand"
     path.write_text(json.dumps(manifest))
 
 
 def _wrong_features(store_dir: Path, version: str) -> None:
-    path = store_dir / "versions" / version / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["feature_names"] = manifest["feature_names"][:-1]
-    path.write_text(json.dumps(manifest))
+    feature_names = ModelStore(store_dir).read_manifest(version).feature_names
+    _rewrite_manifest(store_dir, version, feature_names=feature_names[:-1])
 
 
 FAULTS = {
-    "missing version": (lambda store, trained: _point_latest_at(store, "20990101T000000-nothere"), "no manifest"),
+    "missing version": (lambda store, trained: _point_latest_at(store, "20990101T000000-abcdef"), "no manifest"),
     "corrupt model.npz": (None, "checksum mismatch"),
     "truncated model.npz": (None, "checksum mismatch"),
     "truncated model.npz, checksum of the truncated file": (None, "model file is unreadable"),
     "feature mismatch": (None, "feature list does not match"),
-    "manifest field of the wrong type": (None, "manifest does not fit /model/info"),
+    "manifest field of the wrong type": (None, "manifest.training_rows must be an integer"),
     "unreadable LATEST": (lambda store, trained: (store / "LATEST").write_text("{not json"), "unreadable"),
 }
 # Faults planted in a complete new version that LATEST then names.
@@ -234,7 +239,6 @@ def test_start_up_with_only_a_broken_model_is_unready_not_a_crash(settings, stor
 
 
 def test_missing_store_directory_starts_unready(settings, tmp_path):
-    from dataclasses import replace
 
     with TestClient(create_app(replace(settings, model_store_dir=tmp_path / "does-not-exist"))) as client:
         assert client.get("/ready").status_code == 503
@@ -242,7 +246,6 @@ def test_missing_store_directory_starts_unready(settings, tmp_path):
 
 
 def test_background_poller_picks_up_a_new_champion(settings, store_dir, trained, champion):
-    from dataclasses import replace
 
     with TestClient(create_app(replace(settings, reload_interval_seconds=0.05))) as client:
         assert client.post("/predict", json=VALID_ROW).json()["model_version"] == champion

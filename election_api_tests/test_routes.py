@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from election_api import SERVICE_NAME, __version__
-from election_api_tests.conftest import VALID_ROW, rows_from_inputs
+from election_api_tests.conftest import TRAINED_AT, VALID_ROW, rows_from_inputs
 from election_assets.core.features import FEATURE_NAMES, engineer_features
 from election_assets.core.schema import INPUT_FIELD_NAMES, LABELS
 
@@ -33,14 +33,29 @@ def test_health_and_ready(client, champion):
 def test_model_info_is_the_loaded_manifest(client, champion, store_dir):
     import json
 
-    manifest = json.loads((store_dir / "versions" / champion / "manifest.json").read_text())
+    from election_assets.core.model_store import ModelStore
+
+    manifest = ModelStore(store_dir).read_manifest(champion)
     info = client.get("/model/info").json()
-    assert info["version"] == champion
-    assert info["metrics"] == manifest["metrics"]
+    loaded_at = info.pop("loaded_at")
+    assert loaded_at == client.get("/ready").json()["loaded_at"]
+    assert info == json.loads(manifest.to_json())  # every field of the manifest contract, as published
+    assert info["version"] == champion and info["trained_at"] == TRAINED_AT
     assert info["feature_names"] == list(FEATURE_NAMES)
-    assert info["trained_at"] == manifest["created_at"]
     assert info["data_mode"] == "synthetic"
     assert info["model_name"] == "logistic_regression"
+
+
+def test_model_info_encodes_a_nan_metric_as_null(store_dir, trained, settings):
+    from election_api_tests.conftest import make_client, publish
+
+    publish(store_dir, trained.linear, trained, roc_auc=float("nan"))  # ROC AUC of a one-class holdout
+    with make_client(settings) as client:
+        response = client.get("/model/info")
+        assert response.status_code == 200 and response.json()["metrics"]["roc_auc"] is None
+        schema = client.get("/schema/openapi.json").json()
+    metrics = schema["components"]["schemas"]["ModelInfo"]["properties"]["metrics"]
+    assert {"type": "null"} in metrics["additionalProperties"]["oneOf"]
 
 
 def test_predict_answers_exactly_the_documented_shape(client, champion, trained):
@@ -114,7 +129,7 @@ def test_batch_equals_single_predictions(client, trained):
 
 
 def test_large_batch_is_scored_off_the_event_loop_with_the_same_answers(client, trained):
-    from election_api.app import THREAD_OFFLOAD_ROWS
+    from election_api.routes.predictions import THREAD_OFFLOAD_ROWS
 
     inputs = np.tile(trained.test_inputs, (THREAD_OFFLOAD_ROWS // len(trained.test_inputs) + 1, 1))
     body = client.post("/predict/batch", json={"rows": rows_from_inputs(inputs)}).json()

@@ -1,0 +1,130 @@
+"""The OpenAPI document and the docs pages: the request-body schemas (the bodies are decoded by hand, by
+``codec``, so Litestar cannot derive them), the error answers of each route, and the Swagger UI assets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
+
+from election_api import __version__
+from election_api.errors import ErrorBody
+from election_assets.core.data_modes import DataMode
+
+ADMIN_SECURITY = "AdminToken"
+# Swagger UI's files, served from the installed swagger-ui-bundle-v2 package: the docs page needs no CDN.
+DOCS_ASSETS = "/schema/assets"
+_ERROR_REASONS = {
+    400: "Malformed JSON (including NaN/Infinity tokens) or an invalid query parameter",
+    401: "Missing or wrong bearer token (ELECTION_API_ADMIN_TOKEN)",
+    413: "Body larger than ELECTION_API_MAX_BODY_BYTES, or more rows than ELECTION_API_MAX_BATCH_ROWS",
+    415: "Content-Type is not application/json",
+    422: "A field is missing, unknown, of the wrong type or out of range; or the batch is empty",
+    503: "No valid model is loaded yet",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    return {code: ResponseSpec(data_container=ErrorBody, description=_ERROR_REASONS[code]) for code in codes}
+
+
+def row_schema(mode: DataMode) -> Schema:
+    properties: dict[str, Any] = {}
+    for spec in mode.input_fields:
+        kind = OpenAPIType.INTEGER if spec.kind == "int" else OpenAPIType.NUMBER
+        optional = spec.name in mode.optional_fields
+        properties[spec.name] = Schema(
+            type=[kind, OpenAPIType.NULL] if optional else kind,
+            description=f"{spec.description} (optional: leave out or send null)" if optional else spec.description,
+            minimum=None if spec.exclusive_minimum else spec.minimum,
+            exclusive_minimum=spec.minimum if spec.exclusive_minimum else None,
+            maximum=spec.maximum,
+        )
+    optional_note = f"; optional: {', '.join(sorted(mode.optional_fields))}" if mode.optional_fields else ""
+    return Schema(
+        title="PredictRequest",
+        type=OpenAPIType.OBJECT,
+        properties=properties,
+        required=list(mode.required_field_names),
+        additional_properties=False,
+        description=(
+            f"One {mode.unit}'s {len(mode.input_fields)} input fields ({mode.name} mode{optional_note}); "
+            "unknown fields are rejected."
+        ),
+    )
+
+
+def batch_schema(row: Schema, max_rows: int) -> Schema:
+    return Schema(
+        title="BatchRequest",
+        type=OpenAPIType.OBJECT,
+        properties={"rows": Schema(type=OpenAPIType.ARRAY, items=row, min_items=1, max_items=max_rows)},
+        required=["rows"],
+        additional_properties=False,
+    )
+
+
+def operation_with_body(schema: Schema, description: str) -> type[Operation]:
+    """An ``operation_class`` that documents ``schema`` as the JSON request body of the route."""
+
+    @dataclass
+    class OperationWithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=schema)}, required=True, description=description
+            )
+
+    return OperationWithBody
+
+
+def docs_assets_router() -> Any:
+    return create_static_files_router(
+        path=DOCS_ASSETS, directories=[swagger_ui_path], include_in_schema=False, name="docs_assets"
+    )
+
+
+def openapi_config(mode: DataMode) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Election forecasting API",
+        version=__version__,
+        description=(
+            f"Predicts the winner of a {mode.unit} ({mode.name} mode, ELECTION_API_MODE) with the champion model "
+            "of the election forecasting pipeline. "
+            "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}."
+        ),
+        path="/schema",
+        components=Components(
+            security_schemes={
+                ADMIN_SECURITY: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="POST /admin/reload only; the token is ELECTION_API_ADMIN_TOKEN",
+                )
+            }
+        ),
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/swagger",
+                js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon="",
+            ),
+            # ReDoc has no packaged build: its page loads the script from cdn.redoc.ly (no web fonts, though).
+            RedocRenderPlugin(path="/redoc", google_fonts=False, favicon=""),
+        ],
+    )
