@@ -8,9 +8,20 @@ INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT ?= 8000
 
-.PHONY: demo real test ui serve serve-real lint clean install
+# What `make lint` checks: the packages, the test folders, benchmarks, scripts and the root conftest.py.
+LINT_PATHS := election_assets election_api election_assets_tests election_api_tests deployment_tests benchmarks \
+	scripts conftest.py
 
+.PHONY: install help demo real test quick ui serve serve-real lint clean
+
+# `make` alone is `make install`. Every target below documents itself in one `## target: description` line, which
+# `make help` lists.
+## install: create .venv and install the project with its dev extras, and set up .dagster_home (the default goal)
 install: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+
+## help: list the targets with their one-line descriptions
+help:
+	@sed -nE 's/^## ([a-z-]+): (.*)/\1\t\2/p' $(firstword $(MAKEFILE_LIST)) | awk -F'\t' '{printf "  %-11s %s\n", $$1, $$2}'
 
 # The API's dependencies at the versions the API image pins (requirements/api.txt), so the tests run against them.
 $(INSTALLED): pyproject.toml requirements/api.txt
@@ -33,16 +44,20 @@ demo: install
 real: install
 	$(BIN)/python -m election_assets.real_mode
 
-## test: run the test suite
+## test: run the whole test suite (the fast unit tests, the whole-graph tests and deployment_tests/)
 test: install
 	$(BIN)/python -m pytest
+
+## quick: the fast unit tests only, without the whole-graph and deployment tests (pytest -m "not slow")
+quick: install
+	$(BIN)/python -m pytest -m "not slow"
 
 ## ui: the Dagster UI with the daemon (schedules, sensors) on http://127.0.0.1:3000
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-## serve: the prediction API on http://127.0.0.1:$(PORT) (default 8000), serving the champion `make demo` published
-## in data/model_store (ELECTION_DATA_DIR / ELECTION_MODEL_STORE move it; see README, Prediction API)
+## serve: the prediction API on 127.0.0.1:$(PORT) (default 8000), serving the champion `make demo` published in data/model_store
+# ELECTION_DATA_DIR / ELECTION_MODEL_STORE move the store (see README, Prediction API).
 serve: install
 	PORT=$(PORT) $(BIN)/python -m election_api
 
@@ -50,9 +65,11 @@ serve: install
 serve-real: install
 	ELECTION_API_MODE=real PORT=$(PORT) $(BIN)/python -m election_api
 
+## lint: ruff check and ruff format --check on the code, the tests, benchmarks, scripts and conftest.py
 lint: install
-	$(BIN)/ruff check election_assets election_api election_assets_tests election_api_tests benchmarks scripts
-	$(BIN)/ruff format --check election_assets election_api election_assets_tests election_api_tests benchmarks scripts
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
+## clean: remove the generated data (data/) and the local Dagster instance (.dagster_home); .venv stays
 clean:
 	rm -rf data .dagster_home

@@ -23,6 +23,30 @@ SMALL_RUN_CONFIG = {
 }
 
 
+# Tests marked `slow`, so that `pytest -m "not slow"` (`make quick`) runs the fast unit tests in about a minute:
+# - any test that uses a session fixture below that materializes a whole graph (materialized_pipeline: the synthetic
+#   graph; real_pipeline: every real-mode job and partition), directly or through another fixture;
+# - the modules whose module-scoped fixture runs the graph or its training several times (every test there uses it);
+# - deployment_tests/: manifests rendered with kubectl, the Dockerfile, the SBOM, promtool, and the whole graph on
+#   PostgreSQL.
+WHOLE_GRAPH_FIXTURES = frozenset({"materialized_pipeline", "real_pipeline"})
+SLOW_PATHS = (
+    "deployment_tests/",
+    "election_assets_tests/test_drift_loop.py",
+    "election_assets_tests/test_idempotency.py",
+    "election_assets_tests/test_promotion.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent
+    for item in items:
+        path = item.path.resolve()
+        where = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
+        if WHOLE_GRAPH_FIXTURES.intersection(item.fixturenames) or where.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass
 class PipelineSandbox:
     """An isolated data directory, MLflow store and Dagster instance for one test session or test."""

@@ -11,7 +11,7 @@ import copy
 import pytest
 import yaml
 
-from election_assets_tests.deploy_helpers import (
+from deployment_tests.deploy_helpers import (
     K8S_DIR,
     KUBERNETES_VERSION,
     OVERLAYS,
@@ -572,7 +572,7 @@ def test_every_dagster_workload_is_locked_down(dagster_values, workload):
     volumes exactly where Dagster writes (/tmp, DAGSTER_HOME); the same standard as the API Deployment."""
     import kubernetes_validate
 
-    from election_assets_tests.deploy_helpers import KUBERNETES_VERSION
+    from deployment_tests.deploy_helpers import KUBERNETES_VERSION
 
     spec = _dagster_pods(dagster_values)[workload]
     # The values are real Kubernetes fields (the chart pastes them into the pod spec as they are).

@@ -10,7 +10,7 @@ import subprocess  # noqa: S404 - runs the local promtool only
 import pytest
 import yaml
 
-from election_assets_tests.deploy_helpers import (
+from deployment_tests.deploy_helpers import (
     HISTOGRAM_SUFFIXES,
     MONITORING_DIR,
     alert_rules,
