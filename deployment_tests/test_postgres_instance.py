@@ -231,8 +231,7 @@ def postgres_run(databases, new_sandbox, tmp_path_factory):
 def postgres_real_run(postgres_run):
     """Then the real-mode graph, as `make real` runs it (every job, every partition, in order), on the same
     PostgreSQL-backed instance and environment: one production instance holds both graphs."""
-    sandbox, instance = postgres_run["sandbox"], postgres_run["instance"]
-    run_all(instance, sandbox.definitions())
+    run_all(postgres_run["instance"])  # in the environment postgres_run set up
     return postgres_run
 
 

@@ -12,7 +12,7 @@ import time
 
 import dagster as dg
 
-from election_assets.definitions import defs
+from election_assets.launch import launch
 from election_assets.real.backtest import BACKTEST_YEARS, format_gain
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.settings import PipelineSettings
@@ -25,16 +25,13 @@ STEPS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
 )
 
 
-def run_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -> None:
+def run_all(instance: dg.DagsterInstance) -> None:
     for job_name, partitions in STEPS:
-        job = definitions.resolve_job_def(job_name)
         for partition in partitions or (None,):
             label = job_name if partition is None else f"{job_name} [{partition}]"
             print(f"-> {label}", flush=True)
             started = time.monotonic()
-            result = job.execute_in_process(
-                instance=instance, partition_key=None if partition is None else str(partition), raise_on_error=False
-            )
+            result = launch(job_name, instance, partition_key=None if partition is None else str(partition))
             if not result.success:
                 raise SystemExit(f"{label} failed (run {result.run_id}); see it in the Dagster UI (make ui)")
             print(f"   done in {time.monotonic() - started:.1f} s (run {result.run_id})", flush=True)
@@ -66,7 +63,7 @@ def render(settings: PipelineSettings) -> str:
 def main() -> None:
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        run_all(instance, defs())
+        run_all(instance)
     print(f"\nReal mode materialized in {time.monotonic() - started:.0f} s\n")
     sys.stdout.write(render(PipelineSettings.from_env()) + "\n")
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import dagster as dg
 
 from election_assets.core.model_store import ModelStoreError
+from election_assets.defs.automation.runs import fail_runs_whose_process_is_gone
 from election_assets.defs.jobs import TRAINS_CHAMPION, retraining_job
 from election_assets.defs.resources import ProjectStorage, RetrainingPolicy
 
@@ -141,6 +142,8 @@ def _history_config(instance: dg.DagsterInstance) -> dict:
 def drift_retraining_sensor(
     context: dg.SensorEvaluationContext, storage: ProjectStorage, retraining_policy: RetrainingPolicy
 ):
+    # A training run killed with its process would otherwise read "in flight" and hold retraining back.
+    fail_runs_whose_process_is_gone(context.instance)
     observation = latest_drift_observation(context.instance)
     decision = decide(
         observation,
