@@ -135,7 +135,7 @@ def real_pipeline(tmp_path_factory) -> Iterator[tuple[PipelineSandbox, object]]:
 
     sandbox = make_sandbox(tmp_path_factory.mktemp("real"))
     with dg.instance_for_test() as instance, sandbox.environment():
-        run_all(instance, sandbox.definitions())
+        run_all(instance)
         yield sandbox, instance
 
 
