@@ -54,6 +54,9 @@ def test_model_info_names_the_mode_and_the_year_trained_through(real_client, rea
     assert info["training_years"] == [2008, 2012, 2016, 2020]
     assert info["metrics_source"].startswith("walk-forward backtest 2020")
     assert info["feature_names"] == list(REAL_MODEL_COLUMNS)
+    # The noise parts the forecaster's intervals come from, under the manifest contract's names.
+    assert set(info["noise"]) == {"polled", "unpolled"}
+    assert set(info["noise"]["polled"]) == {"national", "state", "county", "source"}
     ready = real_client.get("/ready").json()
     assert ready["status"] == "ready" and ready["data_mode"] == "real"
     assert real_client.get("/").json()["data_mode"] == "real"

@@ -28,6 +28,7 @@ def test_health_and_ready(client, champion):
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready" and body["model_version"] == champion and body["last_error"] is None
+    assert "swapped" not in body  # only POST /admin/reload says whether it swapped
 
 
 def test_model_info_is_the_loaded_manifest(client, champion, store_dir):
