@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT ?= 8000
+UI_PORT ?= 3000
 
 # What `make lint` checks: the packages, the test folders, benchmarks, scripts and the root conftest.py.
 LINT_PATHS := election_assets election_api election_assets_tests election_api_tests deployment_tests benchmarks \
@@ -36,7 +37,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 ## demo: materialize the whole asset graph on the synthetic default, then print where the results are
 demo: install
-	$(BIN)/dagster job execute -m election_assets.definitions -a defs -j election_pipeline
+	$(BIN)/python -m election_assets.launch election_pipeline
 	@echo
 	@$(BIN)/python -m election_assets.summary
 
@@ -52,9 +53,10 @@ test: install
 quick: install
 	$(BIN)/python -m pytest -m "not slow"
 
-## ui: the Dagster UI with the daemon (schedules, sensors) on http://127.0.0.1:3000
+## ui: the Dagster UI with the daemon (schedules, sensors) on http://127.0.0.1:$(UI_PORT) (default 3000)
+# dg dev runs the project's code location in the project's .venv, which it wants to see as the active environment.
 ui: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev --host 127.0.0.1 --port $(UI_PORT)
 
 ## serve: the prediction API on 127.0.0.1:$(PORT) (default 8000), serving the champion `make demo` published in data/model_store
 # ELECTION_DATA_DIR / ELECTION_MODEL_STORE move the store (see README, Prediction API).

@@ -1,4 +1,4 @@
-"""Real mode's relative-swing model beside the alternatives the README discusses, on the shipped data.
+"""Real mode's relative-swing model beside the alternatives docs/real-mode.md discusses, on the shipped data.
 
     .venv/bin/python scripts/real_model_variants.py
 

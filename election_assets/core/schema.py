@@ -1,4 +1,4 @@
-"""The input contract of SPEC section 3: one region's fields, their types and their valid ranges.
+"""Synthetic mode's input contract: one region's fields, their types and their valid ranges.
 
 The raw-data Pandera schemas, the synthetic generator, the feature module and the API's request models are
 all derived from ``INPUT_FIELDS``, so a range changes in one place only.

@@ -152,7 +152,8 @@ _TABLE_COLUMNS: dict[str, Callable[[pd.Series], str]] = {
 
 
 def backtest_markdown(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
-    """The backtest table of the README: one row per year and model, from each year's ``YearBacktest.scores``."""
+    """The backtest table (docs/generated/real_backtest.md): one row per year and model, from each year's
+    ``YearBacktest.scores``."""
     header = ["year", "model", *_TABLE_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for year, scores in sorted(scores_by_year.items()):

@@ -160,8 +160,9 @@ def walk_forward_backtest(
 def backtest_summary(
     context: dg.AssetExecutionContext, walk_forward_backtest: dict[str, pd.DataFrame], storage: ProjectStorage
 ) -> dg.MaterializeResult:
-    """Every backtest year in one table (the README's), whether the forecaster beat both baselines each year, and
-    its vote-weighted accuracy gain over persistence on all the votes of the acceptance years together."""
+    """Every backtest year in one table (the one docs/generated/real_backtest.md shows), whether the forecaster
+    beat both baselines each year, and its vote-weighted accuracy gain over persistence on all the votes of the
+    acceptance years together."""
     scores_by_year = {
         int(year): frame.drop(columns="year").set_index("model") for year, frame in walk_forward_backtest.items()
     }
