@@ -1,4 +1,4 @@
-"""The election forecasting serving API: a slim Litestar service over the model store (SPEC section 6).
+"""The election forecasting serving API: a slim Litestar service over the model store.
 
 It imports only NumPy, ``election_assets.core`` and its web stack (Litestar, msgspec, prometheus_client, uvicorn):
 never Dagster, MLflow, Evidently, pandas, scikit-learn or XGBoost.

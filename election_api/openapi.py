@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -124,7 +124,6 @@ def openapi_config(mode: DataMode) -> OpenAPIConfig:
                 standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
                 favicon="",
             ),
-            # ReDoc has no packaged build: its page loads the script from cdn.redoc.ly (no web fonts, though).
-            RedocRenderPlugin(path="/redoc", google_fonts=False, favicon=""),
+            # No ReDoc page: ReDoc has no packaged build, and its page would be blank without internet.
         ],
     )

@@ -3,8 +3,9 @@
 ``ModelManager.current`` is one reference to an immutable ``ServedModel``. A request reads it once at its start
 and uses that object to the end, so a swap never mixes two models inside a request and in-flight requests finish
 on the model they started with. A new version is loaded and verified completely (checksums, feature list, model
-arrays, a smoke prediction) before the reference is replaced; when that fails, the current model keeps serving
-and the error is kept for ``/ready`` and counted in ``election_model_reload_failures_total``.
+arrays, the reference predictions its manifest recorded) before the reference is replaced; when that fails, the
+current model keeps serving and the error is kept for ``/ready`` and counted in
+``election_model_reload_failures_total``.
 """
 
 from __future__ import annotations
@@ -56,17 +57,10 @@ class ServedModel:
         return features, self.model.predict_proba_a(features)
 
 
-def _smoke_inputs(mode: DataMode) -> np.ndarray:
-    # A valid row in the middle of every range: a model that cannot score it must not be served.
-    values = []
-    for spec in mode.input_fields:
-        low = spec.minimum if spec.minimum is not None else 0.0
-        high = spec.maximum if spec.maximum is not None else max(low * 2.0, 1000.0)
-        values.append((low + high) / 2.0 if low + high != 0 else 0.0)
-    return np.asarray([values], dtype=np.float64)
-
-
 def build_served_model(store: ModelStore, version: str, mode: DataMode) -> ServedModel:
+    # ``store.load`` verifies the checksums, the feature list, the model arrays and that the model reproduces the
+    # reference predictions its manifest recorded on held-out rows: a model that cannot score, or scores garbage,
+    # fails there. What is left to check here is what the API serves: the mode, the accuracy and probabilities.
     stored = store.load(version)
     trained_on = data_mode_of(stored.manifest)
     if trained_on is not mode:
@@ -77,14 +71,12 @@ def build_served_model(store: ModelStore, version: str, mode: DataMode) -> Serve
     accuracy = stored.manifest.metrics.get("accuracy")
     if accuracy is None:
         raise ModelStoreError(f"version {version!r}: manifest metrics.accuracy is missing")
-    features = mode.features(_smoke_inputs(mode))
-    try:
-        probability = stored.model.predict_proba_a(features)
-        stored.model.explain(features)
-    except Exception as error:  # a model whose arrays are inconsistent fails here, not on a request
-        raise ModelStoreError(f"version {version!r}: model cannot score a valid row: {error}") from error
-    if probability.shape != (1,) or not np.all((probability >= 0.0) & (probability <= 1.0)):
-        raise ModelStoreError(f"version {version!r}: model returned an invalid probability {probability!r}")
+    # The model reproduces these within the reference tolerance, so they stand for its outputs: a manifest written
+    # with a model whose outputs are not probabilities is refused without scoring anything more.
+    reference = np.asarray(stored.manifest.reference.p_candidate_a, dtype=np.float64)
+    if not np.all((reference >= 0.0) & (reference <= 1.0)):
+        bad = reference[~((reference >= 0.0) & (reference <= 1.0))][0]
+        raise ModelStoreError(f"version {version!r}: model returns {bad!r} for a reference row, not a probability")
     loaded_at = _now()
     info = msgspec.json.encode(ModelInfo.of(stored.manifest, loaded_at))  # the /model/info body, encoded once
     return ServedModel(stored.version, stored.manifest, stored.model, mode, loaded_at, accuracy, info)

@@ -14,11 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
 from election_api.app import create_app
 from election_api_tests.conftest import VALID_ROW, LiveServer, free_port, make_client, metric_value, publish
+from election_assets.core.compiled_model import load_compiled_model, save_compiled_model
 from election_assets.core.manifest import FileDigest
 from election_assets.core.model_store import MANIFEST_FILE, MODEL_FILE, ModelStore, sha256_of
 
@@ -110,6 +112,25 @@ def _truncate_and_rehash(store_dir: Path, version: str) -> None:
     _rewrite_manifest(store_dir, version, files=files)
 
 
+def _garbage_model_rehashed(store_dir: Path, version: str) -> None:
+    # Every tree leaf set to 1e308, written as a valid archive, and the manifest's checksums recomputed: every file
+    # check passes, only the reference predictions the manifest recorded show the model is not the evaluated one.
+    path = store_dir / "versions" / version / MODEL_FILE
+    model = load_compiled_model(path)
+    save_compiled_model(replace(model, value=np.full_like(model.value, 1e308)), path)
+    files = ModelStore(store_dir).read_manifest(version).files | {
+        MODEL_FILE: FileDigest(sha256_of(path), path.stat().st_size)
+    }
+    _rewrite_manifest(store_dir, version, files=files)
+    ModelStore(store_dir).read_manifest(version)  # the manifest itself is valid
+
+
+def _latest_outside_the_store(store_dir: Path, trained) -> None:
+    # A complete, valid version published in another store beside this one, and LATEST leading there with ``..``.
+    elsewhere = publish(store_dir.parent / "elsewhere", trained.trees, trained)
+    _point_latest_at(store_dir, f"../../elsewhere/versions/{elsewhere}")
+
+
 def _wrong_manifest_type(store_dir: Path, version: str) -> None:
     # Written by something other than ModelManifest.to_json: the JSON itself is edited.
     path = store_dir / "versions" / version / MANIFEST_FILE
@@ -131,6 +152,8 @@ FAULTS = {
     "feature mismatch": (None, "feature list does not match"),
     "manifest field of the wrong type": (None, "manifest.training_rows must be an integer"),
     "unreadable LATEST": (lambda store, trained: (store / "LATEST").write_text("{not json"), "unreadable"),
+    "garbage model, checksums recomputed": (None, "does not reproduce what it predicted when it was evaluated"),
+    "LATEST leading outside the store": (_latest_outside_the_store, "is not a version id of this store"),
 }
 # Faults planted in a complete new version that LATEST then names.
 VERSION_FAULTS = {
@@ -139,6 +162,7 @@ VERSION_FAULTS = {
     "truncated model.npz, checksum of the truncated file": _truncate_and_rehash,
     "feature mismatch": _wrong_features,
     "manifest field of the wrong type": _wrong_manifest_type,
+    "garbage model, checksums recomputed": _garbage_model_rehashed,
 }
 
 
@@ -236,6 +260,30 @@ def test_start_up_with_only_a_broken_model_is_unready_not_a_crash(settings, stor
         client.app.manager.poll_once()
         assert client.get("/ready").status_code == 200
         assert client.post("/predict", json=VALID_ROW).json()["model_version"] == good
+
+
+def test_a_model_whose_outputs_are_not_probabilities_is_refused(settings, store_dir, trained, champion):
+    # Published with its own (consistent) reference predictions: only their range shows they are not probabilities.
+    forest = replace(trained.trees, aggregation="mean_probability", value=np.full_like(trained.trees.value, 2.0))
+    with make_client(settings) as client:
+        broken = publish(store_dir, forest, trained, accuracy=0.5)
+        client.app.manager.poll_once()
+        ready = client.get("/ready").json()
+        assert ready["model_version"] == champion and ready["last_error"]["attempted_version"] == broken
+        assert "not a probability" in ready["last_error"]["error"]
+
+
+def test_latest_leading_outside_the_store_is_never_served(settings, store_dir, trained):
+    # The version beyond ``..`` is complete and valid: only the pointer's form says it is not this store's.
+    _latest_outside_the_store(store_dir, trained)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["model_version"] is None
+        assert "is not a version id of this store" in ready.json()["last_error"]["error"]
+        assert client.get("/").json()["model_version"] is None
+        response = client.post("/predict", json=VALID_ROW)
+        assert response.status_code == 503 and "is not a version id" in response.json()["errors"][0]["reason"]
+        assert client.get("/model/info").status_code == 503
 
 
 def test_missing_store_directory_starts_unready(settings, tmp_path):

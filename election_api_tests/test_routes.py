@@ -158,10 +158,17 @@ def test_openapi_schema_and_docs(client):
     assert body_schema["properties"]["population"]["exclusiveMinimum"] == 0
     batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert batch["properties"]["rows"]["maxItems"] == 10_000
-    for docs in ("/schema/swagger", "/schema/redoc"):
-        page = client.get(docs)
-        assert page.status_code == 200 and "<html" in page.text.lower()
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200 and "<html" in page.text.lower()
     assert not any(path.startswith("/schema/assets") for path in schema["paths"])
+
+
+def test_no_redoc_page_whose_script_needs_a_cdn(client):
+    """ReDoc's page loads its script from a CDN, blank without internet: it is not served, and / does not link it."""
+    assert client.get("/schema/redoc").status_code == 404
+    index = client.get("/")
+    assert "redoc" not in index.text.lower()
+    assert index.json()["links"]["docs"] == "/schema/swagger"
 
 
 def test_the_swagger_page_is_served_without_a_cdn(client):

@@ -24,7 +24,6 @@ _LINKS = {
     "metrics": "/metrics",
     "openapi": "/schema/openapi.json",
     "docs": "/schema/swagger",
-    "redoc": "/schema/redoc",
 }
 
 
