@@ -21,6 +21,25 @@ from election_assets.core.data_modes import SYNTHETIC_MODE, DataMode
 from election_assets.core.schema import InputField
 
 
+def _bound(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def valid_range(spec: InputField) -> str:
+    """What a value of the field must be, e.g. "an integer > 0 and <= 50,000,000": for error messages and docs."""
+    parts = []
+    if spec.minimum is not None:
+        parts.append(f"{'>' if spec.exclusive_minimum else '>='} {_bound(spec.minimum)}")
+    if spec.maximum is not None:
+        parts.append(f"<= {_bound(spec.maximum)}")
+    kind = "an integer" if spec.kind == "int" else "a number"
+    return f"{kind} {' and '.join(parts)}" if parts else kind
+
+
+_WHOLE_FLOAT = re.compile(r"(?<=[<>]= )(\d+)\.0\b")
+_OUT_OF_RANGE = re.compile(r"^(Expected `(float|int)` [<>]=? |Number out of range)")
+
+
 def _field(spec: InputField, optional: bool) -> tuple[Any, ...]:
     # JSON has one number type, and JSON Schema's "integer" (what the OpenAPI document says) includes 52000.0: an
     # integer field is decoded as a float, so 52000 and 52000.0 are both accepted, and ``_matrix`` rejects a
@@ -97,6 +116,7 @@ class RequestCodec:
 
     def __init__(self, mode: DataMode):
         self.field_names = mode.input_field_names
+        self._ranges = {spec.name: valid_range(spec) for spec in mode.input_fields}
         row_type, batch_type = request_types(mode)
         self._single = msgspec.json.Decoder(row_type)
         self._batch = msgspec.json.Decoder(batch_type)
@@ -144,9 +164,12 @@ class RequestCodec:
         named = _NAMED_FIELD.search(reason)
         if named:
             path = f"{path}.{named['name']}"
-        if path.rsplit(".", 1)[-1] in self._int_fields:  # decoded as floats (see _field), reported as ints
-            reason = reason.replace("Expected `float`", "Expected `int`", 1)
-        if reason == "Number out of range":
+        name = path.rsplit(".", 1)[-1]
+        if name in self._int_fields:  # decoded as floats (see _field), reported as ints
+            reason = _WHOLE_FLOAT.sub(r"\1", reason.replace("Expected `float`", "Expected `int`", 1), count=1)
+        if _OUT_OF_RANGE.match(reason) and name in self._ranges:
+            reason = f"{reason}: {name} must be {self._ranges[name]}"
+        elif reason == "Number out of range":
             reason = "Number out of range: must be a finite number within the field's range"
         return ApiError(422, "request body failed validation", [FieldError(path, reason)])
 

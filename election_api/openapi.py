@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from election_api import __version__
+from election_api.codec import valid_range
 from election_api.errors import ErrorBody
 from election_assets.core.data_modes import DataMode
 
@@ -37,6 +38,45 @@ _ERROR_REASONS = {
     503: "No valid model is loaded yet",
 }
 
+# The request example of each mode, shown by the docs page and its "Try it out": realistic rows, which a model
+# answers with a real probability (left to itself, Swagger UI would send every field's extreme value).
+REQUEST_EXAMPLES: dict[str, dict[str, float]] = {
+    # The README's region: a close race that Candidate A leads in the polls.
+    "synthetic": {
+        "population": 52_000,
+        "median_age": 41.5,
+        "median_income": 61_250.0,
+        "education_rate": 0.31,
+        "urban_ratio": 0.62,
+        "prev_election_turnout": 0.58,
+        "prev_winner_margin": 0.04,
+        "voter_registration_rate": 0.71,
+        "social_sentiment_score": 0.12,
+        "candidate_a_favorability": 0.47,
+        "candidate_b_favorability": 0.44,
+        "poll_candidate_a": 0.46,
+        "poll_candidate_b": 0.43,
+        "undecided_rate": 0.11,
+    },
+    # Maricopa County, Arizona, before the 2020 election, from the shipped sources: MEDSL results of 2016 and 2012
+    # (county and state), ERS education 2014-18, its 2013 rural-urban code, unemployment 2019 and 2015, and
+    # Arizona's 2020 polls, about 51 % Democratic of the two parties.
+    "real": {
+        "prev_dem_share": 0.4847,
+        "prev2_dem_share": 0.4454,
+        "state_prev_dem_share": 0.4811,
+        "state_prev2_dem_share": 0.4539,
+        "prev_total_votes": 1_567_834,
+        "prev2_total_votes": 1_376_558,
+        "bachelor_rate": 0.32,
+        "less_hs_rate": 0.126,
+        "rural_urban_code": 1,
+        "unemployment_rate": 4.0,
+        "prev_unemployment_rate": 5.0,
+        "poll_dem_share": 0.51,
+    },
+}
+
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     return {code: ResponseSpec(data_container=ErrorBody, description=_ERROR_REASONS[code]) for code in codes}
@@ -47,9 +87,10 @@ def row_schema(mode: DataMode) -> Schema:
     for spec in mode.input_fields:
         kind = OpenAPIType.INTEGER if spec.kind == "int" else OpenAPIType.NUMBER
         optional = spec.name in mode.optional_fields
+        description = f"{spec.description}: {valid_range(spec)}"
         properties[spec.name] = Schema(
             type=[kind, OpenAPIType.NULL] if optional else kind,
-            description=f"{spec.description} (optional: leave out or send null)" if optional else spec.description,
+            description=f"{description} (optional: leave out or send null)" if optional else description,
             minimum=None if spec.exclusive_minimum else spec.minimum,
             exclusive_minimum=spec.minimum if spec.exclusive_minimum else None,
             maximum=spec.maximum,
@@ -61,6 +102,7 @@ def row_schema(mode: DataMode) -> Schema:
         properties=properties,
         required=list(mode.required_field_names),
         additional_properties=False,
+        example=REQUEST_EXAMPLES[mode.name],
         description=(
             f"One {mode.unit}'s {len(mode.input_fields)} input fields ({mode.name} mode{optional_note}); "
             "unknown fields are rejected."
@@ -75,6 +117,7 @@ def batch_schema(row: Schema, max_rows: int) -> Schema:
         properties={"rows": Schema(type=OpenAPIType.ARRAY, items=row, min_items=1, max_items=max_rows)},
         required=["rows"],
         additional_properties=False,
+        example={"rows": [row.example]},
     )
 
 

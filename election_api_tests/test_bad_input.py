@@ -39,6 +39,9 @@ BAD_SINGLE = [
     ("-Infinity token", raw_row("prev_winner_margin", "-Infinity"), 400, "$.prev_winner_margin", "NaN and Infinity"),
     ("huge float", raw_row("median_age", "1e400"), 422, "$.median_age", "out of range"),
     ("huge int", raw_row("population", "1" + "0" * 400), 422, "$.population", ""),
+    ("population 2**70", row(population=2**70), 422, "$.population", "must be an integer > 0 and <= 50,000,000"),
+    ("population above its bound", row(population=50_000_001), 422, "$.population", "<= 50000000:"),
+    ("income above its bound", row(median_income=1e7), 422, "$.median_income", "a number > 0 and <= 1,000,000"),
     ("array body", [VALID_ROW], 422, "$", "Expected `object`, got `array`"),
     ("malformed JSON", '{"population": 5,', 400, "$", "truncated"),
     ("not UTF-8 JSON", b"\xff\xfe", 400, "$", "malformed"),
@@ -174,3 +177,23 @@ def test_no_bad_input_yields_a_5xx(client):
             response = _send(client, path, body)
             assert 400 <= response.status_code < 500, (path, body, response.status_code, response.text)
             assert response.json()["errors"], (path, body)
+
+
+@pytest.mark.parametrize("mode", ["synthetic", "real"])
+def test_every_numeric_field_has_a_documented_range(settings, mode):
+    """The OpenAPI schema bounds every input field on both sides and its description says the range."""
+    from election_api.codec import valid_range
+    from election_assets.core.data_modes import DATA_MODES
+
+    data_mode = DATA_MODES[mode]
+    with make_client(settings, data_mode=data_mode) as client:
+        schema = client.get("/schema/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        properties = body["properties"] if path == "/predict" else body["properties"]["rows"]["items"]["properties"]
+        assert list(properties) == list(data_mode.input_field_names)
+        for spec in data_mode.input_fields:
+            documented = properties[spec.name]
+            assert spec.maximum is not None and documented["maximum"] == spec.maximum, spec.name
+            assert ("exclusiveMinimum" if spec.exclusive_minimum else "minimum") in documented, spec.name
+            assert valid_range(spec) in documented["description"], spec.name

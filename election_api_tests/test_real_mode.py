@@ -134,6 +134,9 @@ def _county(**changes) -> dict:
         (_county(bachelor_rate=1.2), 422, "$.bachelor_rate", "<= 1.0"),
         (_county(rural_urban_code=0), 422, "$.rural_urban_code", ">= 1.0"),
         (_county(prev_total_votes=0), 422, "$.prev_total_votes", ">= 1"),
+        (_county(prev_total_votes=2**70), 422, "$.prev_total_votes", "an integer > 0 and <= 20,000,000"),
+        (_county(prev2_total_votes=20_000_001), 422, "$.prev2_total_votes", "<= 20000000:"),
+        (_county(unemployment_rate=100.5), 422, "$.unemployment_rate", "a number >= 0 and <= 100"),
         (_county(prev_total_votes=25_000.5), 422, "$.prev_total_votes", "fractional part"),
         (_county(unemployment_rate="high"), 422, "$.unemployment_rate", "Expected `float`, got `str`"),
         (_county(poll_dem_share="none"), 422, "$.poll_dem_share", "Expected `float | null`, got `str`"),
@@ -176,9 +179,9 @@ def test_the_openapi_schema_documents_which_fields_are_required(real_client):
     votes = REAL_MODE.input_fields[REAL_INPUT_FIELD_NAMES.index("prev_total_votes")]
     assert body["properties"]["prev_total_votes"] == {
         "type": "integer",
-        "description": "Votes cast in the county at the previous election",
+        "description": "Votes cast in the county at the previous election: an integer > 0 and <= 20,000,000",
         "exclusiveMinimum": 0,
-        **({"maximum": votes.maximum} if votes.maximum is not None else {}),
+        "maximum": votes.maximum,
     }
     assert "county" in schema["paths"]["/predict"]["post"]["summary"]
 
@@ -209,3 +212,20 @@ def test_an_api_of_one_mode_refuses_a_model_of_the_other(real_settings, real_mod
             assert fix in ready.json()["last_error"]["error"]
             assert client.post("/predict", json=_county()).status_code == 503
             assert metric_value(client.get("/metrics").text, "election_model_reload_failures_total") == 1.0
+
+
+def test_the_documented_examples_are_realistic_rows(settings, champion, real_client):
+    """The request example the docs page shows (and "Try it out" sends) of each mode is accepted, and answered with
+    a real probability, not the certainty of a degenerate row."""
+    from election_api_tests.conftest import make_client
+
+    with make_client(settings) as synthetic_client:
+        for client in (synthetic_client, real_client):
+            schema = client.get("/schema/openapi.json").json()
+            for path in ("/predict", "/predict/batch"):
+                body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                response = client.post(path, json=body["example"])
+                assert response.status_code == 200, response.text
+                answer = response.json()
+                prediction = answer["predictions"][0] if path == "/predict/batch" else answer
+                assert 0.5 <= prediction["confidence"] < 0.99, prediction
