@@ -21,6 +21,7 @@ from election_assets.core.real_features import (
     REAL_MODEL_COLUMNS,
     real_model_features,
 )
+from election_assets.real.poll_average import PollEstimate, estimate
 
 ELECTION_YEARS: tuple[int, ...] = (2000, 2004, 2008, 2012, 2016, 2020)
 # An election needs the one before it for its features, so the first one that can be modelled is 2004; the
@@ -28,10 +29,8 @@ ELECTION_YEARS: tuple[int, ...] = (2000, 2004, 2008, 2012, 2016, 2020)
 NEXT_ELECTION = ELECTION_YEARS[-1] + 4
 FEATURE_YEARS: tuple[int, ...] = (*ELECTION_YEARS[1:], NEXT_ELECTION)
 
-# A state's poll average uses the polls that ended in the last POLL_WINDOW_DAYS before election day, or its
-# MIN_POLLS latest polls when the window holds fewer (small states are polled rarely).
-POLL_WINDOW_DAYS = 30
-MIN_POLLS = 5
+# The input field the polls fill: the state's expected share from its polls (``poll_average``).
+POLL = "poll_dem_share"
 
 # Demographics as measured before the election; the rural-urban code and education change rarely, so the
 # latest vintage before the election stands in for the election year itself.
@@ -51,27 +50,13 @@ def election_day(year: int) -> date:
     return first_monday + timedelta(days=1)
 
 
+def forecast_day(year: int) -> date:
+    """The day the final forecast of an election is made: the day before it, from the polls that ended before."""
+    return election_day(year) - timedelta(days=1)
+
+
 def dem_two_party_share(frame: pd.DataFrame) -> pd.Series:
     return frame["dem_votes"] / (frame["dem_votes"] + frame["rep_votes"])
-
-
-def state_poll_average(polls: pd.DataFrame, year: int) -> pd.Series:
-    """The Democratic two-party share in each state's polls that ended before election day of ``year``."""
-    cutoff = pd.Timestamp(election_day(year))
-    polls = polls[(polls["year"] == year) & (polls["end_date"] < cutoff)]
-    polls = polls.assign(
-        share=polls["dem"] / (polls["dem"] + polls["rep"]),
-        days_before=(cutoff - polls["end_date"]).dt.days,
-    )
-
-    def average(state_polls: pd.DataFrame) -> float:
-        recent = state_polls[state_polls["days_before"] <= POLL_WINDOW_DAYS]
-        if len(recent) < MIN_POLLS:
-            recent = state_polls.nsmallest(MIN_POLLS, "days_before")
-        return float(recent["share"].mean())
-
-    averages = {state: average(state_polls) for state, state_polls in polls.groupby("state_po")}
-    return pd.Series(averages, dtype=float, name="poll_dem_share")
 
 
 def demographic_before(demographics: pd.DataFrame, variable: str, year: int) -> pd.Series:
@@ -86,6 +71,7 @@ class ElectionFeatures:
     frame: pd.DataFrame
     # Units dropped or left with missing values, by reason, for the asset's metadata.
     counts: dict[str, int]
+    polls: PollEstimate
 
 
 def _results(county_returns: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -99,15 +85,39 @@ def state_shares(state_returns: pd.DataFrame, year: int) -> pd.Series:
     return dem_two_party_share(rows)
 
 
+def national_share(state_returns: pd.DataFrame, year: int) -> float:
+    """The Democratic two-party share of the whole country in ``year``."""
+    votes = state_returns.loc[state_returns["year"] == year, ["dem_votes", "rep_votes"]].sum()
+    return float(votes["dem_votes"] / (votes["dem_votes"] + votes["rep_votes"]))
+
+
+def poll_estimate(polls: pd.DataFrame, state_returns: pd.DataFrame, year: int, as_of: date) -> PollEstimate:
+    """The polls' picture of each state for ``year`` from the polls that ended before ``as_of``, as swings from the
+    previous election's results."""
+    return estimate(
+        polls, year, pd.Timestamp(as_of), state_shares(state_returns, year - 4), national_share(state_returns, year - 4)
+    )
+
+
+def with_polls(frame: pd.DataFrame, polls: PollEstimate) -> pd.DataFrame:
+    """``frame``'s counties with the poll estimate of their state and the model columns that follow from it: the one
+    step a forecast of another day repeats."""
+    frame = frame.assign(**{POLL: frame["state_po"].map(polls.state_share).astype("float64")})
+    frame[list(REAL_MODEL_COLUMNS)] = real_model_features(frame[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
+    return frame
+
+
 def build_election_features(
     year: int,
     county_returns: pd.DataFrame,
     state_returns: pd.DataFrame,
-    state_polls: pd.DataFrame,
+    polls: pd.DataFrame,
     demographics: pd.DataFrame,
+    as_of: date | None = None,
 ) -> ElectionFeatures:
-    """One row per county that voted in the previous election: features for ``year`` and, when ``year`` is in
-    the data, its outcome. Counties without a previous result cannot be forecast and are counted, not dropped
+    """One row per county that voted in the previous election: features for ``year`` as of the day ``as_of``
+    (default: the day before the election; only polls that ended before it count) and, when ``year`` is in the
+    data, its outcome. Counties without a previous result cannot be forecast and are counted, not dropped
     silently."""
     previous, before_previous = _results(county_returns, year - 4), _results(county_returns, year - 8)
     if previous.empty:
@@ -131,9 +141,7 @@ def build_election_features(
     frame["prev_unemployment_rate"] = demographic_before(demographics, "unemployment_rate", year - 4).reindex(
         frame.index
     )
-    frame["poll_dem_share"] = frame["state_po"].map(state_poll_average(state_polls, year))
-
-    counts = {f"missing_{name}": int(frame[name].isna().sum()) for name in REAL_INPUT_FIELD_NAMES}
+    counts = {f"missing_{name}": int(frame[name].isna().sum()) for name in REAL_INPUT_FIELD_NAMES if name != POLL}
     # A change we cannot see (the county did not exist, or the data starts too late) counts as no change.
     for earlier, latest in (
         ("prev2_dem_share", "prev_dem_share"),
@@ -144,14 +152,10 @@ def build_election_features(
     # A county missing from a demographic table (Broomfield, CO before 2010) gets the year's median county.
     for field in DEMOGRAPHIC_INPUTS:
         frame[field] = frame[field].fillna(frame[field].median())
-    # In a year with polls, a state nobody polled is expected to move like the polled states on average.
-    polled = frame.drop_duplicates("state_po").set_index("state_po")
-    poll_swing = (polled["poll_dem_share"] - polled["state_prev_dem_share"]).dropna()
-    if len(poll_swing):
-        frame["poll_dem_share"] = frame["poll_dem_share"].fillna(frame["state_prev_dem_share"] + poll_swing.mean())
-        counts["poll_dem_share_from_polled_states"] = counts.pop("missing_poll_dem_share")
-    # Features that repeat an input (prev_dem_share, the demographics) are rewritten with the same values.
-    frame[list(REAL_MODEL_COLUMNS)] = real_model_features(frame[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
+    # Every state gets the polls' estimate when the year has polls (a state nobody polled moves with the nation);
+    # without any poll the field stays empty and the model expects no state swing.
+    estimate = poll_estimate(polls, state_returns, year, as_of or forecast_day(year))
+    frame = with_polls(frame, estimate)
 
     current = _results(county_returns, year)
     if not current.empty:
@@ -165,4 +169,4 @@ def build_election_features(
         frame["outcome_total_votes"] = outcome["total_votes"]
         frame["outcome_state_dem_share"] = frame["state_po"].map(state_shares(state_returns, year))
     counts = {reason: count for reason, count in counts.items() if count}
-    return ElectionFeatures(frame.reset_index(names="county_fips"), counts)
+    return ElectionFeatures(frame.reset_index(names="county_fips"), counts, estimate)
