@@ -52,8 +52,9 @@ def test_schedules_select_the_right_slices_of_the_graph(definitions):
     }
     assert _selected(definitions, "drift_check") == {"current_regions", "cleaned_current_regions", "drift_report"}
     assert _selected(definitions, "retrain_on_drift") == set(TRAINING_ASSETS) | {"batch_predictions", "drift_report"}
-    (sensor,) = definitions.sensors
-    assert sensor.job_name == "retrain_on_drift"
+    sensors = {sensor.name: sensor for sensor in definitions.sensors}
+    assert set(sensors) == {"drift_retraining_sensor", "dead_run_sensor"}
+    assert sensors["drift_retraining_sensor"].job_name == "retrain_on_drift"
 
 
 def test_freshness_policies_have_the_stated_windows(definitions):

@@ -12,7 +12,7 @@ from election_assets.real.sources import SHIPPED_REAL_DATA_DIR, SOURCE_FILES, re
 from election_assets_tests.helpers import project_resources
 
 RAW = [f"raw_{source.name}" for source in RAW_SOURCES]
-TIDY = ["county_returns", "state_returns", "state_polls", "county_demographics"]
+TIDY = ["county_returns", "state_returns", "state_polls", "polls", "county_demographics"]
 
 
 def materialize(sandbox, instance: dg.DagsterInstance, selection: list[str] | None = None, **env: str):
@@ -76,6 +76,8 @@ def test_tables_are_versioned_by_content_and_code(run, metadata):
 def test_raw_metadata_has_row_counts_and_the_source_folder(metadata):
     assert metadata["raw_county_returns"]["dagster/row_count"] == 72_617
     assert metadata["raw_state_polls"]["rows"] == 5_666
+    assert metadata["raw_polls_538"]["rows"] == 3_004
+    assert metadata["raw_polls_2024"]["rows"] == 1_651
     assert metadata["raw_ers_education"]["source_directory"] == str(SHIPPED_REAL_DATA_DIR)
 
 
@@ -90,6 +92,13 @@ def test_tidy_metadata_counts_every_quirk_and_exclusion(metadata):
     assert metadata["state_returns"]["counts"]["party_lines_summed"] == 4
     assert metadata["state_polls"]["counts"]["national_polls_excluded"] == 2_032
     assert metadata["state_polls"]["rows"] + metadata["state_polls"]["rows_excluded"] == 5_666
+    polls = metadata["polls"]
+    assert polls["rows_in"] == 5_666 + 3_004 + 1_651 == polls["rows"] + polls["rows_excluded"]
+    assert polls["counts"]["rieke.other_candidate_question_excluded"] == 71
+    assert polls["counts"]["fivethirtyeight.duplicate_of_economist_excluded"] > 0
+    assert polls["polls_per_year"]["2024 rieke"] == polls["rows"] - sum(
+        n for key, n in polls["polls_per_year"].items() if key != "2024 rieke"
+    )
     demographics = metadata["county_demographics"]["counts"]
     assert demographics["ers_education.bedford_city_merged"] == 1
     assert demographics["election_context.kansas_city_excluded"] == 1
@@ -126,3 +135,29 @@ def test_a_corrupt_source_file_fails_the_blocking_check_and_stops_the_tidy_table
         "column 'county_fips' failed rule 'str_matches('^\\d{1,5}$')' on 1 row(s), e.g. row 5 value='1O03'" in message
     )
     assert "column 'candidatevotes' failed rule 'greater_than_or_equal_to(0)' on 1 row(s), e.g. row 9" in message
+
+
+@pytest.fixture
+def corrupt_poll_folder(tmp_path):
+    """The 538 poll file with a Democratic share over 100 and a poll_id repeated."""
+    frame = read_source("polls_538", SHIPPED_REAL_DATA_DIR).head(40).reset_index(drop=True)
+    frame.loc[3, "cand1_pct"] = 140.0
+    frame.loc[7, "poll_id"] = frame.loc[6, "poll_id"]
+    dates = {column: frame[column].dt.strftime("%-m/%-d/%Y") for column in ("polldate", "electiondate")}
+    with gzip.open(tmp_path / SOURCE_FILES["polls_538"].filename, "wt") as handle:
+        frame.assign(**dates).to_csv(handle, index=False)
+    return tmp_path
+
+
+def test_a_corrupt_poll_file_fails_its_check_naming_row_and_column(sandbox, tmp_path, corrupt_poll_folder):
+    (tmp_path / "dagster_home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        result = materialize(
+            sandbox, instance, selection=["raw_polls_538"], ELECTION_REAL_DATA_DIR=str(corrupt_poll_folder)
+        )
+    assert not result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    message = evaluation.description
+    assert "column 'cand1_pct' failed rule 'in_range(0.0, 100.0)' on 1 row(s), e.g. row 3 value=140.0" in message
+    assert "column 'poll_id'" in message and "row 7" in message

@@ -50,6 +50,8 @@ def one(frame: pd.DataFrame, **equal) -> pd.Series:
         ("ers_education", 3_283),
         ("ers_population", 3_273),
         ("state_polls", 1_323 + 1_175 + 3_168),
+        ("polls_538", 3_004),
+        ("polls_2024", 1_651),
     ],
 )
 def test_every_source_reads_with_its_published_row_count_and_clean_headers(raw, name, rows):

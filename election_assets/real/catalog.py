@@ -61,4 +61,14 @@ RAW_SOURCES: tuple[RawSource, ...] = (
         "The Economist's state and national polls 2008, 2012 and 2016 (dem/rep in percent points).",
         schemas.RAW_STATE_POLLS,
     ),
+    RawSource(
+        "polls_538",
+        "FiveThirtyEight's presidential general-election polls 2000-2020, last ~3 weeks: one row per poll.",
+        schemas.RAW_POLLS_538,
+    ),
+    RawSource(
+        "polls_2024",
+        "Mark Rieke's 2024 presidential polls (May to 4 Nov): one row per poll and Democratic candidate asked about.",
+        schemas.RAW_POLLS_2024,
+    ),
 )

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from election_assets.real.polls import GEOGRAPHIES, POLL_YEARS, POPULATIONS
+from election_assets.real.polls import SOURCES as POLL_SOURCES
 from election_assets.real.sources import DEMOGRAPHIC_VARIABLES, PERCENT_VARIABLES, POLL_FILES, STATE_PO
 
 COUNTY_RETURN_YEARS = list(range(2000, 2021, 4))
@@ -114,10 +116,61 @@ RAW_STATE_POLLS = pa.DataFrameSchema(
         "sample_size": pa.Column("Int64", pa.Check.gt(0), nullable=True),
         "dem": pa.Column(float, _PERCENT),
         "rep": pa.Column(float, _PERCENT),
+        "population": pa.Column(str),
+        "partisan": pa.Column(str, pa.Check.isin(["Nonpartisan", "Pollster", "Sponsor"]), nullable=True),
+        "affiliation": pa.Column(str, pa.Check.isin(["Dem", "Rep", "Other"]), nullable=True),
+        "question_iteration": pa.Column("Int64", pa.Check.ge(1), nullable=True),
     },
     checks=[pa.Check(lambda f: f["end_date"] >= f["start_date"], name="end_date on or after start_date")],
     strict=True,
     name="raw_state_polls",
+)
+
+RAW_POLLS_538 = pa.DataFrameSchema(
+    {
+        "poll_id": pa.Column("int64", unique=True),
+        "question_id": pa.Column("int64", unique=True),
+        "year": pa.Column("int64", pa.Check.isin(list(range(2000, 2021, 4)))),
+        "location": pa.Column(str, pa.Check.str_matches(r"^(US|[A-Z]{2}|M[12]|N[123])$")),
+        "type_simple": pa.Column(str, pa.Check.eq("Pres-G")),
+        "pollster": pa.Column(str),
+        "partisan": pa.Column(str, pa.Check.isin(["D", "R", "I", "REP,DEM"]), nullable=True),
+        "polldate": pa.Column("datetime64[ns]"),
+        "samplesize": pa.Column(float, pa.Check.gt(0)),
+        "cand1_party": pa.Column(str, pa.Check.eq("DEM")),
+        "cand1_pct": pa.Column(float, _PERCENT),
+        "cand2_party": pa.Column(str, pa.Check.eq("REP")),
+        "cand2_pct": pa.Column(float, _PERCENT),
+        "cand3_pct": pa.Column(float, _PERCENT, nullable=True),
+        "electiondate": pa.Column("datetime64[ns]"),
+        "comment": pa.Column(str, nullable=True),
+    },
+    checks=[
+        pa.Check(lambda f: f["polldate"] <= f["electiondate"], name="polldate on or before electiondate"),
+        pa.Check(lambda f: f["cand1_pct"] + f["cand2_pct"] <= 100.0, name="cand1_pct + cand2_pct <= 100"),
+    ],
+    name="raw_polls_538",
+)
+
+RAW_POLLS_2024 = pa.DataFrameSchema(
+    {
+        "poll_id": pa.Column("int64"),
+        "state": pa.Column(str),
+        "K": pa.Column("int64", pa.Check.gt(0)),
+        "Y": pa.Column("int64", _NON_NEGATIVE),
+        "pollster": pa.Column(str),
+        "end_date": pa.Column(
+            "datetime64[ns]", pa.Check.in_range(pd.Timestamp("2024-01-01"), pd.Timestamp("2024-11-05"))
+        ),
+        "group": pa.Column(str, pa.Check.isin(["lv", "rv", "v", "a"])),
+        "candidate_sponsored": pa.Column(str, pa.Check.isin(["DEM", "REP", "IND"]), nullable=True),
+        "post_announcement": pa.Column(bool),
+        "internal": pa.Column("int64", pa.Check.isin([-1, 0, 1])),
+        "dem_candidate": pa.Column(str, pa.Check.isin(["Biden", "Harris"])),
+    },
+    checks=[pa.Check(lambda f: f["Y"] <= f["K"], name="Y <= K")],
+    unique=["poll_id", "dem_candidate"],
+    name="raw_polls_2024",
 )
 
 
@@ -178,6 +231,35 @@ STATE_POLLS = pa.DataFrameSchema(
     checks=[pa.Check(lambda f: f["dem"] + f["rep"] <= 100.0, name="dem + rep <= 100")],
     strict=True,
     name="state_polls",
+)
+
+
+def _dates_in_order(frame: pd.DataFrame) -> pd.Series:
+    start, median, end = frame["start_date"], frame["median_date"], frame["end_date"]
+    return (start.isna() | (start <= median)) & (end.isna() | (median <= end))
+
+
+POLLS = pa.DataFrameSchema(
+    {
+        "year": pa.Column("int64", pa.Check.isin(POLL_YEARS)),
+        "geography": pa.Column(str, pa.Check.isin(list(GEOGRAPHIES))),
+        "start_date": pa.Column("datetime64[ns]", nullable=True),
+        "end_date": pa.Column("datetime64[ns]", nullable=True),
+        "median_date": pa.Column("datetime64[ns]"),
+        "pollster": pa.Column(str),
+        "population": pa.Column(str, pa.Check.isin(list(POPULATIONS)), nullable=True),
+        "sample_size": pa.Column("Int64", pa.Check.gt(0), nullable=True),
+        "dem_share": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
+        "source": pa.Column(str, pa.Check.isin(list(POLL_SOURCES))),
+        "source_poll_id": pa.Column(str),
+    },
+    checks=[
+        pa.Check(_dates_in_order, name="start_date <= median_date <= end_date where known"),
+        pa.Check(lambda f: f["median_date"].dt.year == f["year"], name="median_date in the election year"),
+    ],
+    unique=["source", "source_poll_id"],
+    strict=True,
+    name="polls",
 )
 
 

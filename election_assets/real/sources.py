@@ -31,9 +31,10 @@ SHIPPED_REAL_DATA_DIR = Path(__file__).resolve().parent / "sources"
 @dataclass(frozen=True)
 class _SourceFile:
     filename: str
-    fips_column: str
+    fips_column: str | None  # read as text (None: the file has no FIPS codes)
     encoding: str = "utf-8"
     thousands: str | None = None
+    dates: Mapping[str, str] = field(default_factory=dict)  # date column -> its format, parsed on reading
 
 
 SOURCE_FILES: dict[str, _SourceFile] = {
@@ -43,6 +44,14 @@ SOURCE_FILES: dict[str, _SourceFile] = {
     "ers_unemployment": _SourceFile("usda_ers_unemployment_2000_2019.csv.gz", "FIPStxt", thousands=","),
     "ers_education": _SourceFile("usda_ers_education_1970_2018.csv.gz", "FIPS Code", "latin-1", ","),
     "ers_population": _SourceFile("usda_ers_population_2010_2019.csv.gz", "FIPStxt", "latin-1", ","),
+    # FiveThirtyEight's presidential general-election polls of the last ~3 weeks, 2000-2020: one row per poll.
+    "polls_538": _SourceFile(
+        "fivethirtyeight_pres_general_polls_2000_2020.csv.gz",
+        None,
+        dates={"polldate": "%m/%d/%Y", "electiondate": "%m/%d/%Y"},
+    ),
+    # Mark Rieke's 2024 polls: one row per (poll, Democratic candidate asked about).
+    "polls_2024": _SourceFile("rieke_president_polls_2024.csv.gz", None, dates={"end_date": "%Y-%m-%d"}),
 }
 # The Economist's poll files: one per election, each naming the candidates' columns after the candidates.
 POLL_FILES: dict[int, str] = {year: f"economist_state_polls_{year}.csv.gz" for year in (2008, 2012, 2016)}
@@ -52,7 +61,22 @@ POLL_CANDIDATES: dict[int, tuple[str, str]] = {
     2016: ("clinton", "trump"),
 }
 POLL_DATE_FORMATS: dict[int, str] = {2008: "%m/%d/%y", 2012: "%m/%d/%y", 2016: "%Y-%m-%d"}
-POLL_COLUMNS = ("year", "state", "pollster", "start_date", "end_date", "sample_size", "dem", "rep")
+POLL_COLUMNS = (
+    "year",
+    "state",
+    "pollster",
+    "start_date",
+    "end_date",
+    "sample_size",
+    "dem",
+    "rep",
+    "population",
+    "partisan",
+    "affiliation",
+    "question_iteration",
+)
+# Columns only the 2016 file has (HuffPost Pollster's): NA in the 2008 and 2012 rows.
+POLL_COLUMNS_2016 = {"partisan": "partisan", "affiliation": "affiliation", "question.iteration": "question_iteration"}
 NATIONAL_POLL = "--"
 SOURCE_NAMES: tuple[str, ...] = (*SOURCE_FILES, "state_polls")
 
@@ -164,8 +188,13 @@ def _read_polls(directory: Path) -> pd.DataFrame:
                     "sample_size": raw["number.of.observations"].astype("Int64"),
                     "dem": raw[dem].astype("float64"),
                     "rep": raw[rep].astype("float64"),
+                    "population": raw["population"],
+                    **{
+                        ours: raw[theirs] if theirs in raw.columns else pd.Series(pd.NA, index=raw.index, dtype=object)
+                        for theirs, ours in POLL_COLUMNS_2016.items()
+                    },
                 }
-            )
+            ).astype({"question_iteration": "Int64"})
         )
     return pd.concat(frames, ignore_index=True)[list(POLL_COLUMNS)]
 
@@ -174,9 +203,12 @@ def read_source(name: str, directory: str | Path = SHIPPED_REAL_DATA_DIR) -> pd.
     """One source file as a DataFrame, with its raw semantics: long or wide as published, FIPS codes as strings.
 
     Handles what is about reading, not meaning: the file's encoding, thousands separators and spaces around
-    headers. ``state_polls`` concatenates the three Economist files with an int ``year`` column, the candidates'
-    columns renamed to ``dem`` / ``rep``, and the dates parsed (each year writes them differently); its columns
-    are ``POLL_COLUMNS``. ``directory`` defaults to the files shipped inside the package.
+    headers, and dates (parsed with the format the file writes them in). ``state_polls`` concatenates the three
+    Economist files with an int ``year`` column, the candidates' columns renamed to ``dem`` / ``rep``, the dates
+    parsed (each year writes them differently) and ``population`` (``"Likely Voters - Democrat"`` is a party
+    subgroup of a poll); 2016's ``partisan``, ``affiliation`` and ``question.iteration`` (``question_iteration``)
+    are NA in 2008 and 2012. Its columns are ``POLL_COLUMNS``. ``polls_538`` and ``polls_2024`` are the files as
+    published, dates parsed. ``directory`` defaults to the files shipped inside the package.
     """
     if name not in SOURCE_NAMES:
         raise ValueError(f"unknown real source {name!r}; expected one of {', '.join(SOURCE_NAMES)}")
@@ -184,10 +216,11 @@ def read_source(name: str, directory: str | Path = SHIPPED_REAL_DATA_DIR) -> pd.
     if name == "state_polls":
         return _read_polls(folder)
     spec = SOURCE_FILES[name]
-    frame = pd.read_csv(
-        folder / spec.filename, encoding=spec.encoding, thousands=spec.thousands, dtype={spec.fips_column: str}
-    )
+    dtype = {spec.fips_column: str} if spec.fips_column else None
+    frame = pd.read_csv(folder / spec.filename, encoding=spec.encoding, thousands=spec.thousands, dtype=dtype)
     frame.columns = frame.columns.str.strip()
+    for column, date_format in spec.dates.items():
+        frame[column] = pd.to_datetime(frame[column], format=date_format)
     return frame
 
 

@@ -55,6 +55,7 @@ from election_assets.real.features import (
     state_shares,
 )
 from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, SwingForecaster, fit_forecaster
+from election_assets.real.maps import county_map_png, state_map_png
 
 GROUP = "real"
 CODE_VERSION = "1"
@@ -290,7 +291,7 @@ def next_election_forecast(
     directory = storage.reports_path("real", "forecast")
     county_path = directory / f"forecast_county_{NEXT_ELECTION}.csv"
     state_path = directory / f"forecast_state_{NEXT_ELECTION}.csv"
-    pd.DataFrame(
+    county_forecast = pd.DataFrame(
         {
             "county_fips": counties["county_fips"],
             "county_name": counties["county_name"],
@@ -299,10 +300,26 @@ def next_election_forecast(
             "p_candidate_a": champion.model.predict_proba_a(columns),
             "dem_two_party_share": share,
         }
-    ).to_csv(county_path, index=False)
+    )
+    county_forecast.to_csv(county_path, index=False)
     states = pd.concat([simulation.win_probability, simulation.expected_share], axis=1).rename_axis("state_po")
     states.insert(0, "year", NEXT_ELECTION)
     states.reset_index().to_csv(state_path, index=False)
+    # Maps of both levels (Alaska is one unit), each of the expected share and of the win probability.
+    maps: dict[str, dg.MetadataValue] = {}
+    for level, forecast, draw in (
+        ("state", states, state_map_png),
+        ("county", county_forecast.set_index("county_fips"), county_map_png),
+    ):
+        for kind, column, title in (
+            ("share", "dem_two_party_share", f"expected Democratic two-party share by {level}"),
+            ("probability", "p_candidate_a", f"probability the Democrat carries each {level}"),
+        ):
+            png = draw(forecast[column], f"{NEXT_ELECTION} forecast: {title}", kind)
+            map_path = directory / f"map_{level}_{kind}_{NEXT_ELECTION}.png"
+            map_path.write_bytes(png)
+            maps[f"map_{level}_{kind}"] = _png_markdown(png, f"{NEXT_ELECTION} {level} {kind} map")
+            maps[f"map_{level}_{kind}_png"] = dg.MetadataValue.path(str(map_path))
     low, median, high = np.percentile(dem_votes, [5, 50, 95])
     electoral = {
         "p_candidate_a_wins": float(np.mean(dem_votes >= WINNING_ELECTORAL_VOTES)),
@@ -347,5 +364,6 @@ def next_election_forecast(
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
             "electoral_votes_distribution": dg.MetadataValue.path(str(distribution_path)),
+            **maps,
         }
     )

@@ -16,6 +16,7 @@ from election_assets.defs.lineage import table_output
 from election_assets.defs.resources import ProjectStorage
 from election_assets.real import schemas
 from election_assets.real.catalog import RAW_SOURCES, RawSource
+from election_assets.real.polls import tidy_polls
 from election_assets.real.sources import (
     Tidy,
     read_source,
@@ -93,6 +94,25 @@ def state_polls(raw_state_polls: pd.DataFrame) -> dg.Output[pd.DataFrame]:
 
 
 @dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
+def polls(
+    raw_state_polls: pd.DataFrame, raw_polls_538: pd.DataFrame, raw_polls_2024: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """Presidential polls 2000-2024 from the Economist, FiveThirtyEight and Mark Rieke, one row per poll.
+
+    A poll in two sources counts once (the Economist's copy is kept), a 2024 poll that asked about Biden and Harris
+    counts once (for the candidate on the ballot when it ended), polls sponsored by a campaign or party are left
+    out; every row left out is counted by source and reason (``election_assets.real.polls``).
+    """
+    tidy = tidy_polls(raw_state_polls, raw_polls_538, raw_polls_2024)
+    per_year = tidy.frame.groupby(["year", "source"]).size()
+    return _tidy_output(
+        tidy,
+        len(raw_state_polls) + len(raw_polls_538) + len(raw_polls_2024),
+        {"polls_per_year": {f"{year} {source}": int(n) for (year, source), n in per_year.items()}},
+    )
+
+
+@dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
 def county_demographics(
     raw_election_context: pd.DataFrame,
     raw_ers_unemployment: pd.DataFrame,
@@ -116,4 +136,5 @@ def county_demographics(
 county_returns_check = pandera_asset_check(county_returns, schemas.COUNTY_RETURNS)
 state_returns_check = pandera_asset_check(state_returns, schemas.STATE_RETURNS)
 state_polls_check = pandera_asset_check(state_polls, schemas.STATE_POLLS)
+polls_check = pandera_asset_check(polls, schemas.POLLS)
 county_demographics_check = pandera_asset_check(county_demographics, schemas.COUNTY_DEMOGRAPHICS)
