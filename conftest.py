@@ -142,14 +142,6 @@ def real_pipeline(tmp_path_factory) -> Iterator[tuple[PipelineSandbox, object]]:
 @pytest.fixture(scope="session")
 def next_election_counties():
     """Real mode's county rows for the next election, built from the shipped files as the pipeline builds them."""
-    from election_assets.real import sources
-    from election_assets.real.features import NEXT_ELECTION, build_election_features
+    from election_assets.real.features import NEXT_ELECTION, ElectionInputs
 
-    demographics = ("election_context", "ers_unemployment", "ers_education", "ers_population")
-    return build_election_features(
-        NEXT_ELECTION,
-        sources.tidy_county_returns(sources.read_source("county_returns")).frame,
-        sources.tidy_state_returns(sources.read_source("state_returns")).frame,
-        sources.tidy_state_polls(sources.read_source("state_polls")).frame,
-        sources.tidy_demographics(*(sources.read_source(name) for name in demographics)).frame,
-    ).frame
+    return ElectionInputs.read().features(NEXT_ELECTION).frame

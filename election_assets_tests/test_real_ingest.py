@@ -12,7 +12,7 @@ from election_assets.real.sources import SHIPPED_REAL_DATA_DIR, SOURCE_FILES, re
 from election_assets_tests.helpers import project_resources
 
 RAW = [f"raw_{source.name}" for source in RAW_SOURCES]
-TIDY = ["county_returns", "state_returns", "state_polls", "polls", "county_demographics"]
+TIDY = ["county_returns", "state_returns", "polls", "county_demographics"]
 
 
 def materialize(sandbox, instance: dg.DagsterInstance, selection: list[str] | None = None, **env: str):
@@ -90,8 +90,6 @@ def test_tidy_metadata_counts_every_quirk_and_exclusion(metadata):
     assert county["counts"]["vote_mode_rows_superseded_excluded"] == 420
     assert county["national_totals"]["2020"]["dem_votes"] == 81_264_648 - 1_276
     assert metadata["state_returns"]["counts"]["party_lines_summed"] == 4
-    assert metadata["state_polls"]["counts"]["national_polls_excluded"] == 2_032
-    assert metadata["state_polls"]["rows"] + metadata["state_polls"]["rows_excluded"] == 5_666
     polls = metadata["polls"]
     assert polls["rows_in"] == 5_666 + 3_004 + 1_651 == polls["rows"] + polls["rows_excluded"]
     assert polls["counts"]["rieke.other_candidate_question_excluded"] == 71

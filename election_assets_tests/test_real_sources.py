@@ -282,35 +282,6 @@ def test_state_returns_cover_51_states_every_election_and_lose_no_row(raw):
     assert (national["dem_votes"], national["rep_votes"]) == (81_268_908, 74_216_146)  # MEDSL's state file
 
 
-# --- state polls ----------------------------------------------------------------------------------------------
-
-
-def test_national_polls_are_excluded_and_counted(raw):
-    polls = where(raw["state_polls"], year=2012)
-    tidy = S.tidy_state_polls(polls)
-    assert tidy.counts["national_polls_excluded"] == (polls["state"] == "--").sum() == 191
-    assert "--" not in set(tidy.frame["state_po"])
-    assert tuple(tidy.frame.columns) == S.STATE_POLL_COLUMNS
-
-
-def test_repeated_question_versions_of_a_poll_count_once(raw):
-    alaska = where(raw["state_polls"], year=2016, state="AK", pollster="Alaska Survey Research/Alaska Dispatch News")
-    assert len(alaska) == 2  # head-to-head (42/46), then with third parties (31/36)
-    tidy = S.tidy_state_polls(alaska)
-    assert tidy.frame[["dem", "rep"]].values.tolist() == [[42.0, 46.0]]
-    assert tidy.counts["duplicate_poll_rows_excluded"] == 1
-
-
-def test_state_polls_lose_no_row(raw):
-    tidy = S.tidy_state_polls(raw["state_polls"])
-    assert len(raw["state_polls"]) == len(tidy.frame) + tidy.excluded
-    assert tidy.counts == {
-        "national_polls_excluded": 2_032,
-        "unknown_state_excluded": 0,
-        "duplicate_poll_rows_excluded": 287,
-    }
-
-
 # --- demographics ---------------------------------------------------------------------------------------------
 
 

@@ -24,17 +24,16 @@ from types import ModuleType
 
 import pandas as pd
 
-from election_assets.real import sources
 from election_assets.real.backtest import (
-    ACCEPTANCE_YEARS,
     BACKTEST_YEARS,
     GAIN_LEVEL,
     backtest_markdown,
     backtest_year,
     format_gain,
     pooled_vote_weighted_gain,
+    published_comparison_markdown,
 )
-from election_assets.real.features import FEATURE_YEARS, build_election_features, state_shares
+from election_assets.real.features import ElectionInputs, state_shares
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -57,27 +56,10 @@ def load_variants() -> ModuleType:
 # --- The computation, as election_assets_tests/test_real_model.py's fixtures do it --------------------------------
 
 
-def tidy_tables() -> dict[str, pd.DataFrame]:
-    demographic_sources = ("election_context", "ers_unemployment", "ers_education", "ers_population")
+def backtest_scores(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> dict[int, pd.DataFrame]:
     return {
-        "county_returns": sources.tidy_county_returns(sources.read_source("county_returns")).frame,
-        "state_returns": sources.tidy_state_returns(sources.read_source("state_returns")).frame,
-        "state_polls": sources.tidy_state_polls(sources.read_source("state_polls")).frame,
-        "demographics": sources.tidy_demographics(*(sources.read_source(name) for name in demographic_sources)).frame,
+        year: backtest_year(by_year, year, state_shares(inputs.state_returns, year)).scores for year in BACKTEST_YEARS
     }
-
-
-def features_by_year(tidy: Mapping[str, pd.DataFrame]) -> dict[int, pd.DataFrame]:
-    inputs = [tidy[name] for name in ("county_returns", "state_returns", "state_polls", "demographics")]
-    return {year: build_election_features(year, *inputs).frame for year in FEATURE_YEARS}
-
-
-def backtest_scores(tidy: Mapping[str, pd.DataFrame], by_year: Mapping[int, pd.DataFrame]) -> dict[int, pd.DataFrame]:
-    states = tidy["state_returns"]
-    scores = {}
-    for year in BACKTEST_YEARS:
-        scores[year] = backtest_year(by_year, year, state_shares(states, year)).scores
-    return scores
 
 
 # --- The documents ----------------------------------------------------------------------------------------------
@@ -100,7 +82,7 @@ def backtest_document(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
     level = f"{GAIN_LEVEL:.0%}"
     pooled = [
         f"| {_years(years)} | {format_gain(pooled_vote_weighted_gain(scores_by_year, years))} |"
-        for years in (ACCEPTANCE_YEARS, BACKTEST_YEARS)
+        for years in (BACKTEST_YEARS,)
     ]
     return "\n".join(
         [
@@ -122,6 +104,14 @@ def backtest_document(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
             f"| years | vs persistence [{level} CI] |",
             "|---|---|",
             *pooled,
+            "",
+            "## State calls beside the published forecasts",
+            "",
+            "The forecaster's state-level Brier score (unweighted, the 50 states and DC, each state's simulated win",
+            "probability as of the day before the election) and the states it called right, beside the published",
+            "final forecasts of the same year:",
+            "",
+            published_comparison_markdown(scores_by_year),
             "",
         ]
     )
@@ -171,11 +161,11 @@ def variants_document(backtest_rows: pd.DataFrame, walk_forward: pd.DataFrame) -
 
 
 def main() -> None:
-    tidy = tidy_tables()
-    by_year = features_by_year(tidy)
+    inputs = ElectionInputs.read()
+    by_year = inputs.features_by_year()
     variants = load_variants()
     GENERATED.mkdir(parents=True, exist_ok=True)
-    BACKTEST_FILE.write_text(backtest_document(backtest_scores(tidy, by_year)))
+    BACKTEST_FILE.write_text(backtest_document(backtest_scores(inputs, by_year)))
     VARIANTS_FILE.write_text(
         variants_document(variants.backtest_rows(by_year), variants.walk_forward_inside_training(by_year))
     )

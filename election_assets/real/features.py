@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -22,6 +23,14 @@ from election_assets.core.real_features import (
     real_model_features,
 )
 from election_assets.real.poll_average import PollEstimate, estimate
+from election_assets.real.polls import tidy_polls
+from election_assets.real.sources import (
+    SHIPPED_REAL_DATA_DIR,
+    read_source,
+    tidy_county_returns,
+    tidy_demographics,
+    tidy_state_returns,
+)
 
 ELECTION_YEARS: tuple[int, ...] = (2000, 2004, 2008, 2012, 2016, 2020)
 # An election needs the one before it for its features, so the first one that can be modelled is 2004; the
@@ -170,3 +179,36 @@ def build_election_features(
         frame["outcome_state_dem_share"] = frame["state_po"].map(state_shares(state_returns, year))
     counts = {reason: count for reason, count in counts.items() if count}
     return ElectionFeatures(frame.reset_index(names="county_fips"), counts, estimate)
+
+
+@dataclass(frozen=True)
+class ElectionInputs:
+    """The tidy tables features are built from, as the real_ingest assets make them."""
+
+    county_returns: pd.DataFrame
+    state_returns: pd.DataFrame
+    polls: pd.DataFrame
+    demographics: pd.DataFrame
+
+    @classmethod
+    def read(cls, directory: Path = SHIPPED_REAL_DATA_DIR) -> ElectionInputs:
+        """Every source file in ``directory`` read and tidied (scripts and tests; the pipeline has its assets)."""
+
+        def raw(name: str) -> pd.DataFrame:
+            return read_source(name, directory)
+
+        demographics = ("election_context", "ers_unemployment", "ers_education", "ers_population")
+        return cls(
+            county_returns=tidy_county_returns(raw("county_returns")).frame,
+            state_returns=tidy_state_returns(raw("state_returns")).frame,
+            polls=tidy_polls(raw("state_polls"), raw("polls_538"), raw("polls_2024")).frame,
+            demographics=tidy_demographics(*(raw(name) for name in demographics)).frame,
+        )
+
+    def features(self, year: int, as_of: date | None = None) -> ElectionFeatures:
+        return build_election_features(
+            year, self.county_returns, self.state_returns, self.polls, self.demographics, as_of
+        )
+
+    def features_by_year(self) -> dict[int, pd.DataFrame]:
+        return {year: self.features(year).frame for year in FEATURE_YEARS}

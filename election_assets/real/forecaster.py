@@ -1,9 +1,9 @@
 """The real-mode model: each county's Democratic two-party share, as last time plus a state swing plus the county's
 swing relative to its state.
 
-- The state swing comes from the polls (state poll average minus the state's previous result). States without
-  polls take the average swing of the polled states; a year without any polls (2020 and the next election in
-  our data) assumes no national swing, and the noise model below carries that uncertainty.
+- The state swing comes from the polls (``poll_average``: each state's polls as of the forecast day, shrunk
+  towards the national swing the polls show where a state's polls are few). Every election 2000-2024 has polls;
+  a request without a poll estimate assumes no swing, and the unpolled noise below carries that uncertainty.
 - The county's swing relative to its state is learnt by gradient-boosted trees from earlier elections: where
   a county sits against its state, how it moved last time, education, rurality, unemployment.
 - Win probabilities come from a Gaussian spread fitted on out-of-sample residuals of earlier elections (walk
@@ -143,8 +143,27 @@ class SwingForecaster:
         return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
 
+def national_poll_error(train: pd.DataFrame) -> float:
+    """Root mean square over the training years of the polls' national error: the vote-weighted mean, over states,
+    of each state's poll estimate minus its result. The polls of one year tend to miss every state the same way
+    (2016 and 2020 overstated the Democrat almost everywhere), which few walk-forward years can show."""
+    states = train.drop_duplicates(["year", "state_po"]).dropna(subset=["poll_dem_share"])
+    votes = train.groupby(["year", "state_po"])["outcome_two_party_votes"].sum()
+    states = states.assign(votes=votes.reindex(pd.MultiIndex.from_frame(states[["year", "state_po"]])).to_numpy())
+    error = (states["poll_dem_share"] - states["outcome_state_dem_share"]) * states["votes"]
+    by_year = error.groupby(states["year"]).sum() / states.groupby("year")["votes"].sum()
+    return float(np.sqrt(np.mean(by_year**2))) if len(by_year) else 0.0
+
+
 def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
-    noise = walk_forward_noise(train)
+    walk_forward = walk_forward_noise(train)
+    # The polls' shared national miss is the forecast's national error, when it is larger than what the
+    # walk-forward residuals show.
+    noise = replace(
+        walk_forward,
+        national=max(walk_forward.national, national_poll_error(train)),
+        source=f"{walk_forward.source}; national part at least the polls' national error",
+    )
     national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
         relative_swing=fit_relative_swing(train),

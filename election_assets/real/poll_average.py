@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-NATIONAL = "US"
+from election_assets.real.polls import NATIONAL
+
 HALF_LIFE_DAYS = 14.0
 WINDOW_DAYS = 90  # older polls are left out altogether: the summer's race says little about November's
 SAMPLE_CAP = 1500.0

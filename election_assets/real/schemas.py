@@ -218,21 +218,6 @@ STATE_RETURNS = pa.DataFrameSchema(
     name="state_returns",
 )
 
-STATE_POLLS = pa.DataFrameSchema(
-    {
-        "year": pa.Column("int64", pa.Check.isin(list(POLL_FILES))),
-        "state_po": pa.Column(str, _STATE),
-        "pollster": pa.Column(str),
-        "end_date": pa.Column("datetime64[ns]"),
-        "sample_size": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-        "dem": pa.Column(float, _PERCENT),
-        "rep": pa.Column(float, _PERCENT),
-    },
-    checks=[pa.Check(lambda f: f["dem"] + f["rep"] <= 100.0, name="dem + rep <= 100")],
-    strict=True,
-    name="state_polls",
-)
-
 
 def _dates_in_order(frame: pd.DataFrame) -> pd.Series:
     start, median, end = frame["start_date"], frame["median_date"], frame["end_date"]

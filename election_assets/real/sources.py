@@ -347,33 +347,6 @@ def tidy_state_returns(raw: pd.DataFrame) -> Tidy:
     return Tidy(out[list(STATE_RETURN_COLUMNS)], counts)
 
 
-# --- State polls ----------------------------------------------------------------------------------------------
-
-STATE_POLL_COLUMNS = ("year", "state_po", "pollster", "end_date", "sample_size", "dem", "rep")
-# A poll asked in several versions (head-to-head, then with third parties) is one row per version in 2016.
-POLL_IDENTITY = ("year", "state", "pollster", "start_date", "end_date", "sample_size")
-
-
-def tidy_state_polls(raw: pd.DataFrame) -> Tidy:
-    """State polls from ``read_source("state_polls")``: one row per poll, ``dem`` / ``rep`` in percent points.
-
-    Left out and counted: national polls (``state == "--"``, ``national_polls_excluded``), polls of unknown states
-    (``unknown_state_excluded``), and the further question versions of a poll already kept, i.e. rows with the same
-    state, pollster, dates and sample size (``duplicate_poll_rows_excluded``; the first version is kept).
-    """
-    counts: dict[str, int] = {}
-    national = raw["state"].eq(NATIONAL_POLL)
-    counts["national_polls_excluded"] = int(national.sum())
-    unknown = ~national & ~raw["state"].isin(STATE_PO)
-    counts["unknown_state_excluded"] = int(unknown.sum())
-    frame = raw.loc[~national & ~unknown]
-    duplicate = frame.duplicated(list(POLL_IDENTITY), keep="first")
-    counts["duplicate_poll_rows_excluded"] = int(duplicate.sum())
-    out = frame.loc[~duplicate].rename(columns={"state": "state_po"})
-    out = out.sort_values(["year", "state_po", "end_date", "pollster"], kind="stable").reset_index(drop=True)
-    return Tidy(out[list(STATE_POLL_COLUMNS)], counts)
-
-
 # --- Demographics ---------------------------------------------------------------------------------------------
 
 DEMOGRAPHIC_COLUMNS = ("county_fips", "variable", "as_of_year", "value")

@@ -32,7 +32,6 @@ from election_assets.defs.lineage import fingerprint, table_output
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
 from election_assets.modelling.export import compile_swing_model
 from election_assets.real.backtest import (
-    ACCEPTANCE_YEARS,
     BACKTEST_YEARS,
     FORECASTER,
     backtest_markdown,
@@ -40,6 +39,7 @@ from election_assets.real.backtest import (
     beats_baselines,
     format_gain,
     pooled_vote_weighted_gain,
+    published_comparison_markdown,
     training_rows,
 )
 from election_assets.real.evaluation import (
@@ -52,6 +52,7 @@ from election_assets.real.features import (
     FEATURE_YEARS,
     NEXT_ELECTION,
     build_election_features,
+    forecast_day,
     state_shares,
 )
 from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, SwingForecaster, fit_forecaster
@@ -89,22 +90,29 @@ def election_features(
     context: dg.AssetExecutionContext,
     county_returns: pd.DataFrame,
     state_returns: pd.DataFrame,
-    state_polls: pd.DataFrame,
+    polls: pd.DataFrame,
     county_demographics: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
-    """One row per county for one election: features known before election day, and the outcome when the year
-    is in the data (the last partition is the next election, which has none yet)."""
+    """One row per county for one election: features known the day before it (the polls that ended by then), and
+    the outcome when the year is in the data (the last partition is the next election, which has none yet)."""
     year = int(context.partition_key)
-    built = build_election_features(year, county_returns, state_returns, state_polls, county_demographics)
-    frame = built.frame
-    polled = frame.loc[frame["poll_dem_share"].notna(), "state_po"].nunique()
-    context.log.info(f"{year}: {len(frame)} counties, {polled} states with polls, counts {built.counts}")
+    built = build_election_features(year, county_returns, state_returns, polls, county_demographics)
+    frame, estimate = built.frame, built.polls
+    polled = int((estimate.state_weight > 0).sum())
+    context.log.info(
+        f"{year}: {len(frame)} counties; {estimate.polls_used} polls, {polled} states polled, national swing "
+        f"{estimate.national_swing:+.3f}; counts {built.counts}"
+    )
     return table_output(
         frame,
         {
             "election_year": year,
+            "as_of": forecast_day(year).isoformat(),
             "labelled": "outcome_dem_share" in frame.columns,
-            "states_with_polls": int(polled),
+            "polls_used": estimate.polls_used,
+            "states_with_own_polls": polled,
+            "national_swing_in_polls": estimate.national_swing,
+            "polls_fingerprint": fingerprint(polls[polls["year"] == year]),
             "unjoined_or_missing": built.counts,
         },
     )
@@ -121,6 +129,7 @@ def walk_forward_backtest(
     context: dg.AssetExecutionContext,
     features_by_year: dict[str, pd.DataFrame],
     state_returns: pd.DataFrame,
+    polls: pd.DataFrame,
     storage: ProjectStorage,
     mlflow_registry: MlflowRegistry,
 ) -> dg.Output[pd.DataFrame]:
@@ -136,7 +145,16 @@ def walk_forward_backtest(
     verdict = beats_baselines(result.scores)
     noise = result.forecaster.noise(result.counties)
     with _mlflow_run(mlflow_registry, f"backtest-{year}") as run:
-        mlflow.set_tags({"mode": "real", "test_year": str(year), "noise_source": noise.source})
+        mlflow.set_tags(
+            {
+                "mode": "real",
+                "test_year": str(year),
+                "noise_source": noise.source,
+                "as_of": forecast_day(year).isoformat(),
+                # The polls the backtest could see: those of its training years and of its test year.
+                "polls_fingerprint": fingerprint(polls[polls["year"] <= year]),
+            }
+        )
         mlflow.log_params({"trained_on": ",".join(map(str, result.training_years))})
         mlflow.log_params({"features": ",".join(REAL_FEATURE_NAMES), "noise_total": round(noise.total, 5)})
         for model, row in result.scores.iterrows():
@@ -163,27 +181,26 @@ def backtest_summary(
 ) -> dg.MaterializeResult:
     """Every backtest year in one table (the one docs/generated/real_backtest.md shows), whether the forecaster
     beat both baselines each year, and its vote-weighted accuracy gain over persistence on all the votes of the
-    acceptance years together."""
+    backtest years together."""
     scores_by_year = {
         int(year): frame.drop(columns="year").set_index("model") for year, frame in walk_forward_backtest.items()
     }
     table = backtest_markdown(scores_by_year)
     verdicts = {str(year): beats_baselines(scores) for year, scores in sorted(scores_by_year.items())}
-    acceptance_years = tuple(year for year in ACCEPTANCE_YEARS if year in scores_by_year)
-    pooled = pooled_vote_weighted_gain(scores_by_year, acceptance_years) if acceptance_years else {}
+    years = tuple(sorted(scores_by_year))
+    pooled = pooled_vote_weighted_gain(scores_by_year, years)
     directory = storage.reports_path("real")
     (directory / "backtest.md").write_text(table + "\n")
-    summary = {"beats_baselines": verdicts, "pooled_vote_weighted_gain": {"years": acceptance_years, **pooled}}
+    summary = {"beats_baselines": verdicts, "pooled_vote_weighted_gain": {"years": years, **pooled}}
     (directory / "backtest.json").write_text(json.dumps(summary, indent=2) + "\n")
     context.log.info("\n" + table)
-    if pooled:
-        context.log.info(
-            f"vote-weighted accuracy gain over persistence, {acceptance_years[0]}-{acceptance_years[-1]} pooled: "
-            f"{format_gain(pooled)}"
-        )
+    context.log.info(
+        f"vote-weighted accuracy gain over persistence, {years[0]}-{years[-1]} pooled: {format_gain(pooled)}"
+    )
     return dg.MaterializeResult(
         metadata={
             "table": dg.MetadataValue.md(table),
+            "beside_published_forecasts": dg.MetadataValue.md(published_comparison_markdown(scores_by_year)),
             "beats_baselines": verdicts,
             "pooled_vote_weighted_gain": summary["pooled_vote_weighted_gain"],
             "path": dg.MetadataValue.path(str(directory / "backtest.md")),

@@ -22,7 +22,6 @@ from election_assets.real.sources import (
     read_source,
     tidy_county_returns,
     tidy_demographics,
-    tidy_state_polls,
     tidy_state_returns,
 )
 
@@ -86,14 +85,6 @@ def state_returns(raw_state_returns: pd.DataFrame) -> dg.Output[pd.DataFrame]:
 
 
 @dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
-def state_polls(raw_state_polls: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """State polls 2008-2016, one row per poll; national polls and repeated question versions counted out."""
-    tidy = tidy_state_polls(raw_state_polls)
-    per_year = tidy.frame.groupby("year").size()
-    return _tidy_output(tidy, len(raw_state_polls), {"polls_per_year": {str(y): int(n) for y, n in per_year.items()}})
-
-
-@dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
 def polls(
     raw_state_polls: pd.DataFrame, raw_polls_538: pd.DataFrame, raw_polls_2024: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
@@ -135,6 +126,5 @@ def county_demographics(
 
 county_returns_check = pandera_asset_check(county_returns, schemas.COUNTY_RETURNS)
 state_returns_check = pandera_asset_check(state_returns, schemas.STATE_RETURNS)
-state_polls_check = pandera_asset_check(state_polls, schemas.STATE_POLLS)
 polls_check = pandera_asset_check(polls, schemas.POLLS)
 county_demographics_check = pandera_asset_check(county_demographics, schemas.COUNTY_DEMOGRAPHICS)
