@@ -23,19 +23,22 @@ SMALL_RUN_CONFIG = {
 }
 
 
-# Tests marked `slow`, so that `pytest -m "not slow"` (`make quick`) runs the fast unit tests in about a minute:
+# Tests marked `slow`, so that `pytest -m "not slow"` (`make quick`) runs only the fast unit tests:
 # - any test that uses a session fixture below that materializes a whole graph (materialized_pipeline: the synthetic
 #   graph; real_pipeline: every real-mode job and partition), directly or through another fixture;
+# - deployment_tests/: manifests rendered with kubectl, the Dockerfile, the SBOM, promtool, the whole graph on
+#   PostgreSQL;
 # - the modules whose module-scoped fixture runs the graph or its training several times (every test there uses it);
-# - deployment_tests/: manifests rendered with kubectl, the Dockerfile, the SBOM, promtool, and the whole graph on
-#   PostgreSQL.
+# - the real-mode backtests (a forecaster fitted per backtest year, and its variants).
 WHOLE_GRAPH_FIXTURES = frozenset({"materialized_pipeline", "real_pipeline"})
-SLOW_PATHS = (
-    "deployment_tests/",
-    "election_assets_tests/test_drift_loop.py",
-    "election_assets_tests/test_idempotency.py",
-    "election_assets_tests/test_promotion.py",
-)
+# A test file or folder (relative to this directory) -> the fixtures that make a test there slow (None: all its tests).
+SLOW_TESTS: dict[str, frozenset[str] | None] = {
+    "deployment_tests/": None,
+    "election_assets_tests/test_drift_loop.py": None,
+    "election_assets_tests/test_idempotency.py": None,
+    "election_assets_tests/test_promotion.py": None,
+    "election_assets_tests/test_real_model.py": frozenset({"backtests", "figures"}),
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -43,7 +46,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         path = item.path.resolve()
         where = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
-        if WHOLE_GRAPH_FIXTURES.intersection(item.fixturenames) or where.startswith(SLOW_PATHS):
+        slow = bool(WHOLE_GRAPH_FIXTURES.intersection(item.fixturenames))
+        for prefix, fixtures in SLOW_TESTS.items():
+            if where.startswith(prefix) and (fixtures is None or fixtures.intersection(item.fixturenames)):
+                slow = True
+        if slow:
             item.add_marker(pytest.mark.slow)
 
 

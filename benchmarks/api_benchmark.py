@@ -52,6 +52,11 @@ def holdout_rows(store: Path) -> list[dict]:
     ]
 
 
+def api_env(store: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of ``python -m election_api`` serving ``store`` on ``port``, quiet, with ``settings``."""
+    return {**os.environ, "ELECTION_MODEL_STORE": str(store), "PORT": str(port), "LOG_LEVEL": "WARNING", **settings}
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -240,13 +245,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()
-        env = {
-            **os.environ,
-            "ELECTION_MODEL_STORE": str(store),
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-            "ELECTION_API_RELOAD_INTERVAL_SECONDS": "2",
-        }
+        env = api_env(store, port, ELECTION_API_RELOAD_INTERVAL_SECONDS="2")
         print(f"Serving {store} (cores: {os.cpu_count()})")
         results["election_api"] = measure(
             "election_api (Litestar)",

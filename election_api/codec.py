@@ -133,18 +133,30 @@ class RequestCodec:
         """The (1, fields) input matrix of one row's body."""
         return self._matrix([self._decode(self._single, body, batch=False)], batch=False)
 
-    def decode_batch(self, body: bytes, max_rows: int) -> np.ndarray:
+    def decode_batch(self, body: bytes, max_rows: int, max_explained_rows: int | None = None) -> np.ndarray:
+        """The (n, fields) input matrix of a batch body: at most ``max_rows`` rows, and at most
+        ``max_explained_rows`` when the request asked for explanations (None: it did not)."""
         rows = self._decode(self._batch, body, batch=True).rows
         if not rows:
             raise ApiError(422, "empty batch", [FieldError("$.rows", "at least one row is required")])
         if len(rows) > max_rows:
+            reason = f"{len(rows)} rows exceed the limit of {max_rows} (ELECTION_API_MAX_BATCH_ROWS)"
+            raise ApiError(413, "batch too large", [FieldError("$.rows", reason)])
+        if max_explained_rows is not None and len(rows) > max_explained_rows:
             raise ApiError(
                 413,
-                "batch too large",
+                "batch too large to explain",
                 [
                     FieldError(
-                        "$.rows", f"{len(rows)} rows exceed the limit of {max_rows} (ELECTION_API_MAX_BATCH_ROWS)"
-                    )
+                        "$.rows",
+                        f"{len(rows)} rows exceed the limit of {max_explained_rows} rows for explain=true "
+                        "(ELECTION_API_MAX_EXPLAIN_ROWS)",
+                    ),
+                    FieldError(
+                        "explain",
+                        f"explanations are given for at most {max_explained_rows} rows a request: split the batch, "
+                        "or leave out explain",
+                    ),
                 ],
             )
         return self._matrix(rows, batch=True)

@@ -32,10 +32,13 @@ DOCS_ASSETS = "/schema/assets"
 _ERROR_REASONS = {
     400: "Malformed JSON (including NaN/Infinity tokens) or an invalid query parameter",
     401: "Missing or wrong bearer token (ELECTION_API_ADMIN_TOKEN)",
-    413: "Body larger than ELECTION_API_MAX_BODY_BYTES, or more rows than ELECTION_API_MAX_BATCH_ROWS",
+    413: (
+        "Body larger than ELECTION_API_MAX_BODY_BYTES, more rows than ELECTION_API_MAX_BATCH_ROWS, or more than "
+        "ELECTION_API_MAX_EXPLAIN_ROWS with explain=true"
+    ),
     415: "Content-Type is not application/json",
     422: "A field is missing, unknown, of the wrong type or out of range; or the batch is empty",
-    503: "No valid model is loaded yet",
+    503: "No valid model is loaded yet; or (batches) too many large batches at once: retry after Retry-After",
 }
 
 # The request example of each mode, shown by the docs page and its "Try it out": realistic rows, which a model

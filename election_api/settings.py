@@ -36,6 +36,9 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch_rows: int = 10_000
+    max_explain_rows: int = 1_000
+    max_concurrent_batches: int = 2
+    batch_wait_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
     reload_interval_seconds: float = 2.0
     log_level: str = "INFO"
@@ -66,6 +69,9 @@ class ApiSettings:
             ),
             port=env_int(env, "PORT", 8000, 1, 65535),
             max_batch_rows=env_int(env, "ELECTION_API_MAX_BATCH_ROWS", 10_000, 1, 10_000_000),
+            max_explain_rows=env_int(env, "ELECTION_API_MAX_EXPLAIN_ROWS", 1_000, 1, 10_000_000),
+            max_concurrent_batches=env_int(env, "ELECTION_API_MAX_CONCURRENT_BATCHES", 2, 1, 1_000),
+            batch_wait_seconds=env_number(env, "ELECTION_API_BATCH_WAIT_SECONDS", 10.0, 0.0, 3_600.0),
             max_body_bytes=env_int(env, "ELECTION_API_MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 1 << 34),
             reload_interval_seconds=env_number(env, "ELECTION_API_RELOAD_INTERVAL_SECONDS", 2.0, 0.01, 86_400.0),
             log_level=env_choice(env, "LOG_LEVEL", "INFO", _LOG_LEVELS),

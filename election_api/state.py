@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from litestar.di import Provide
 
+from election_api.capacity import BatchSlots
 from election_api.codec import RequestCodec
 from election_api.metrics import ApiMetrics
 from election_api.serving import ModelManager, Poller
@@ -24,13 +25,15 @@ class ApiState:
     manager: ModelManager
     poller: Poller
     codec: RequestCodec
+    batch_slots: BatchSlots
 
     @classmethod
     def build(cls, settings: ApiSettings) -> ApiState:
         metrics = ApiMetrics()
         manager = ModelManager(settings, metrics)
         poller = Poller(manager, settings.reload_interval_seconds)
-        return cls(settings, metrics, manager, poller, RequestCodec(settings.data_mode))
+        slots = BatchSlots(settings.max_concurrent_batches, settings.batch_wait_seconds)
+        return cls(settings, metrics, manager, poller, RequestCodec(settings.data_mode), slots)
 
     def dependencies(self) -> dict[str, Provide]:
         """This state as the app's one dependency, ``api``."""

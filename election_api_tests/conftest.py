@@ -16,6 +16,7 @@ import pytest
 from litestar.testing import TestClient
 
 from election_api.app import create_app
+from election_api.openapi import REQUEST_EXAMPLES
 from election_api.settings import ApiSettings
 from election_assets.core.compiled_model import CompiledModel, save_compiled_model
 from election_assets.core.data_modes import REAL_MODE, SYNTHETIC_MODE, DataMode
@@ -37,22 +38,8 @@ from election_assets.core.real_features import (
 )
 from election_assets.core.schema import INPUT_FIELD_NAMES, INPUT_FIELDS, LABELS
 
-VALID_ROW: dict[str, float] = {
-    "population": 52_000,
-    "median_age": 41.5,
-    "median_income": 61_250.0,
-    "education_rate": 0.31,
-    "urban_ratio": 0.62,
-    "prev_election_turnout": 0.58,
-    "prev_winner_margin": 0.04,
-    "voter_registration_rate": 0.71,
-    "social_sentiment_score": 0.12,
-    "candidate_a_favorability": 0.47,
-    "candidate_b_favorability": 0.44,
-    "poll_candidate_a": 0.46,
-    "poll_candidate_b": 0.43,
-    "undecided_rate": 0.11,
-}
+# The docs page's example region (a close race Candidate A leads in the polls), as the tests' valid row.
+VALID_ROW: dict[str, float] = dict(REQUEST_EXAMPLES["synthetic"])
 assert tuple(VALID_ROW) == INPUT_FIELD_NAMES
 TRAINED_AT = "2026-01-01T00:00:00+00:00"
 

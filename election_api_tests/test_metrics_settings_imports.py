@@ -98,6 +98,8 @@ def test_settings_defaults_and_overrides(tmp_path):
     assert settings.reports_dir == tmp_path / "reports"
     assert (settings.host, settings.port, settings.max_batch_rows) == ("127.0.0.1", 8000, 10_000)
     assert settings.reload_interval_seconds == 2.0 and settings.explain_top_n == 5 and settings.admin_token is None
+    limits = (settings.max_explain_rows, settings.max_concurrent_batches, settings.batch_wait_seconds)
+    assert limits == (1_000, 2, 10.0)
     custom = ApiSettings.from_env(
         {
             "ELECTION_MODEL_STORE": "/srv/store",
@@ -109,8 +111,12 @@ def test_settings_defaults_and_overrides(tmp_path):
             "ELECTION_API_RELOAD_INTERVAL_SECONDS": "0.5",
             "LOG_LEVEL": "debug",
             "ELECTION_API_ADMIN_TOKEN": "t",
+            "ELECTION_API_MAX_EXPLAIN_ROWS": "250",
+            "ELECTION_API_MAX_CONCURRENT_BATCHES": "4",
+            "ELECTION_API_BATCH_WAIT_SECONDS": "0",
         }
     )
+    assert (custom.max_explain_rows, custom.max_concurrent_batches, custom.batch_wait_seconds) == (250, 4, 0.0)
     assert str(custom.model_store_dir) == "/srv/store" and str(custom.reports_dir) == "/srv/reports"
     assert (custom.port, custom.host, custom.max_batch_rows, custom.max_body_bytes) == (9000, "0.0.0.0", 500, 65536)  # noqa: S104
     assert custom.reload_interval_seconds == 0.5 and custom.log_level == "DEBUG" and custom.admin_token == "t"
@@ -122,6 +128,9 @@ def test_settings_defaults_and_overrides(tmp_path):
         ("PORT", "eighty"),
         ("PORT", "70000"),
         ("ELECTION_API_MAX_BATCH_ROWS", "0"),
+        ("ELECTION_API_MAX_EXPLAIN_ROWS", "0"),
+        ("ELECTION_API_MAX_CONCURRENT_BATCHES", "many"),
+        ("ELECTION_API_BATCH_WAIT_SECONDS", "-1"),
         ("ELECTION_API_MAX_BODY_BYTES", "-1"),
         ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "nan"),
         ("ELECTION_API_RELOAD_INTERVAL_SECONDS", "soon"),

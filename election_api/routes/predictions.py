@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import numpy as np
-from litestar import Request, post
+from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
+from election_api.capacity import LARGE_BATCH_BYTES
 from election_api.codec import json_body
 from election_api.errors import ApiError, FieldError
 from election_api.openapi import batch_schema, error_responses, operation_with_body, row_schema
@@ -26,8 +28,11 @@ if TYPE_CHECKING:
 
 # Batches at least this large are scored in a worker thread so the event loop keeps serving small requests.
 THREAD_OFFLOAD_ROWS = 2_000
+# Rows scored at once (see ``_score``).
+SCORE_BLOCK_ROWS = 1_000
 _CANDIDATE_A, _CANDIDATE_B = LABELS
 _PREDICTION_ERRORS = error_responses(400, 413, 415, 422, 503)
+_ENCODER = msgspec.json.Encoder()
 
 ExplainParam = Annotated[bool, Parameter(description="Add the top contributing features of each prediction")]
 
@@ -68,12 +73,27 @@ def render(served: ServedModel, features: np.ndarray, p_a: np.ndarray, explain: 
     return predictions
 
 
-def _score(served: ServedModel, inputs: np.ndarray, explain: bool, top_n: int):
+def _score_block(served: ServedModel, inputs: np.ndarray, explain: bool, top_n: int, first_row: int = 0):
     features, p_a = served.predict(inputs)
     if not np.isfinite(p_a).all():  # cannot happen for in-range inputs; refuse rather than answer null
-        bad = np.flatnonzero(~np.isfinite(p_a)).tolist()[:10]
+        bad = (np.flatnonzero(~np.isfinite(p_a))[:10] + first_row).tolist()
         raise ApiError(422, "the model could not score these rows", [FieldError(f"$.rows{bad}", "non-finite output")])
     return p_a, render(served, features, p_a, explain, top_n)
+
+
+def _score(served: ServedModel, inputs: np.ndarray, explain: bool, top_n: int):
+    """P(Candidate_A) and the answers of every row, scored in blocks of ``SCORE_BLOCK_ROWS`` rows: a tree
+    ensemble's leaf matrix is rows x trees (24 MB for 10,000 rows and 300 trees, and as much again for its leaf
+    values), so blocks bound the scoring memory of any batch. Rows are independent: blocks change no answer."""
+    if len(inputs) <= SCORE_BLOCK_ROWS:
+        return _score_block(served, inputs, explain, top_n)
+    p_parts: list[np.ndarray] = []
+    predictions: list[Prediction] = []
+    for start in range(0, len(inputs), SCORE_BLOCK_ROWS):
+        p_a, block = _score_block(served, inputs[start : start + SCORE_BLOCK_ROWS], explain, top_n, start)
+        p_parts.append(p_a)
+        predictions.extend(block)
+    return np.concatenate(p_parts), predictions
 
 
 async def predict(
@@ -86,18 +106,28 @@ async def predict(
     return prediction
 
 
+def _encoded_batch(served: ServedModel, inputs: np.ndarray, explain: bool, top_n: int) -> tuple[np.ndarray, bytes]:
+    p_a, predictions = _score(served, inputs, explain, top_n)
+    return p_a, _ENCODER.encode(BatchPrediction(predictions, served.version, len(predictions)))
+
+
 async def predict_batch(
     request: Request, api: NamedDependency[ApiState], explain: ExplainParam = False, top: TopParam = None
-) -> BatchPrediction:
+) -> Response[BatchPrediction]:
     served = api.manager.serving()
-    inputs = api.codec.decode_batch(await json_body(request), api.settings.max_batch_rows)
-    top_n = top or api.settings.explain_top_n
-    if len(inputs) >= THREAD_OFFLOAD_ROWS:
-        p_a, predictions = await asyncio.to_thread(_score, served, inputs, explain, top_n)
-    else:
-        p_a, predictions = _score(served, inputs, explain, top_n)
+    settings = api.settings
+    top_n = top or settings.explain_top_n
+    # A large body is read, scored and encoded inside a batch slot (see ``capacity``): the answer is encoded here,
+    # not after the handler returns, so its structs are freed before the slot is.
+    async with api.batch_slots.slot(request):
+        body = await json_body(request)
+        inputs = api.codec.decode_batch(body, settings.max_batch_rows, settings.max_explain_rows if explain else None)
+        if len(inputs) >= THREAD_OFFLOAD_ROWS:
+            p_a, encoded = await asyncio.to_thread(_encoded_batch, served, inputs, explain, top_n)
+        else:
+            p_a, encoded = _encoded_batch(served, inputs, explain, top_n)
     api.metrics.confidence.observe_many(np.maximum(p_a, 1.0 - p_a))
-    return BatchPrediction(predictions, served.version, len(predictions))
+    return Response(encoded, media_type="application/json")
 
 
 def prediction_routes(settings: ApiSettings) -> list[HTTPRouteHandler]:
@@ -119,9 +149,15 @@ def prediction_routes(settings: ApiSettings) -> list[HTTPRouteHandler]:
             status_code=200,
             summary=f"Predict many {mode.unit} rows in one request",
             description=(
-                f'Body {{"rows": [{mode.unit}, ...]}} with 1 to ELECTION_API_MAX_BATCH_ROWS rows; answer '
+                f'Body {{"rows": [{mode.unit}, ...]}} with 1 to {settings.max_batch_rows} rows '
+                f"(ELECTION_API_MAX_BATCH_ROWS), at most {settings.max_explain_rows} with explain=true "
+                "(ELECTION_API_MAX_EXPLAIN_ROWS); answer "
                 '{"predictions": [...in request order...], "model_version": ..., "count": n}. '
-                "Every row is scored by the same model."
+                "Every row is scored by the same model. "
+                f"At most {settings.max_concurrent_batches} batches larger than {LARGE_BATCH_BYTES // 1024} KiB "
+                "are worked on at once (ELECTION_API_MAX_CONCURRENT_BATCHES); others wait up to "
+                f"{settings.batch_wait_seconds:g} s (ELECTION_API_BATCH_WAIT_SECONDS), then get a 503 with "
+                "Retry-After."
             ),
             operation_class=operation_with_body(batch_schema(row, settings.max_batch_rows), "Rows to score"),
             signature_namespace=namespace,
