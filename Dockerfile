@@ -23,15 +23,23 @@ bad = [m for m in ('dagster', 'mlflow', 'evidently', 'pandas', 'sklearn', 'xgboo
 sys.exit(f'pipeline packages in the API image: {bad}' if bad else 0)"
 
 FROM source AS dagster-build
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[pipeline]"
+# election_assets.definitions loads its defs/ folder through the dg project config ([tool.dg.project] in
+# pyproject.toml), which Dagster looks for in the package's parent directories: beside the installed package that is
+# site-packages, so the project's pyproject.toml is placed there (without it the code location does not load).
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".[pipeline]" \
+    && cp pyproject.toml "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/"
 
 FROM ${PYTHON_IMAGE} AS runtime
+# The user's home is /tmp, the path every pod mounts writable (an emptyDir) over its read-only root filesystem: what
+# tools keep under ~ lands there, e.g. Dagster's user-level telemetry id (~/.dagster/.telemetry, never under
+# DAGSTER_HOME) whenever the instance in DAGSTER_HOME leaves telemetry on, as an empty DAGSTER_HOME does, and
+# matplotlib's and MLflow's caches. HOME is also set below, for runtimes that do not take it from /etc/passwd.
 RUN groupadd --gid 10001 election \
-    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin election
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin election
 # The paths the manifests mount: the model-store claim at /models holds the synthetic champion at its root and the
 # real-mode model under /models/real (written by the dagster target's run pods, read by the api target in either
 # ELECTION_API_MODE), the reports claim at /reports. Both targets run with a read-only root filesystem on Kubernetes.
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \
     ELECTION_DATA_DIR=/data ELECTION_MODEL_STORE=/models ELECTION_REAL_MODEL_STORE=/models/real \
     ELECTION_REPORTS_DIR=/reports
 
