@@ -14,14 +14,17 @@ import dagster as dg
 
 from election_assets.launch import launch
 from election_assets.real.backtest import BACKTEST_YEARS, format_gain
+from election_assets.real.campaign import CAMPAIGN_END
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.settings import PipelineSettings
 
-STEPS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
+STEPS: tuple[tuple[str, tuple[object, ...] | None], ...] = (
     ("real_ingest", None),
     ("real_features", FEATURE_YEARS),
     ("real_backtest", BACKTEST_YEARS),
     ("real_forecast", None),
+    # The forecast of the day before the election; any other day of the campaign is a partition to pick in the UI.
+    ("real_daily_forecast", (CAMPAIGN_END,)),
 )
 
 
@@ -51,8 +54,11 @@ def render(settings: PipelineSettings) -> str:
             f"Calibration    : {real / 'backtest'}/<year>/calibration.png",
             f"Forecast {NEXT_ELECTION}  : {real / 'forecast'}/forecast_county_{NEXT_ELECTION}.csv, "
             f"forecast_state_{NEXT_ELECTION}.csv",
-            f"  Democratic candidate wins with probability {electoral['p_candidate_a_wins']:.2f}; electoral votes "
-            f"median {electoral['candidate_a_votes_median']:.0f} (90% interval {low:.0f}-{high:.0f})",
+            f"  as of {electoral['as_of']}: the Democratic candidate wins with probability "
+            f"{electoral['p_candidate_a_wins']:.2f}; electoral votes median "
+            f"{electoral['candidate_a_votes_median']:.0f} (90% interval {low:.0f}-{high:.0f})",
+            f"Maps           : {real / 'forecast'}/map_{{state,county}}_{{share,probability}}_{NEXT_ELECTION}.png",
+            f"Timeline       : {real}/timeline_{NEXT_ELECTION}.png and .csv (the forecast of every campaign day)",
             f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",
             "Dagster UI     : make ui, then open http://127.0.0.1:3000 (groups real_ingest and real)",

@@ -17,7 +17,9 @@ from election_assets.core.real_features import (
     REAL_MODEL_COLUMNS,
     real_model_features,
 )
+from election_assets.launch import launch
 from election_assets.real.backtest import BACKTEST_YEARS
+from election_assets.real.campaign import CAMPAIGN_END, campaign_days
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.real_mode import render
 
@@ -30,8 +32,10 @@ def test_every_partition_of_the_real_graph_is_materialized(real_pipeline):
     assert instance.get_materialized_partitions(dg.AssetKey("walk_forward_backtest")) == {
         str(y) for y in BACKTEST_YEARS
     }
-    for asset in ("county_returns", "backtest_summary", "next_election_forecast"):
+    for asset in ("county_returns", "polls", "backtest_summary", "campaign_timeline"):
         assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
+    # make real forecasts the day before the election; the other days of the campaign are partitions to pick.
+    assert instance.get_materialized_partitions(dg.AssetKey("next_election_forecast")) == {CAMPAIGN_END.isoformat()}
 
 
 def test_the_forecast_files_have_the_promised_columns(real_pipeline):
@@ -57,7 +61,9 @@ def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_p
     sandbox, _ = real_pipeline
     text = render(sandbox.settings())
     assert "| 2020 | **swing_forecaster** |" in text
-    assert "vote-weighted accuracy vs persistence, 2012-2020 pooled: " in text
+    assert "vote-weighted accuracy vs persistence, 2008-2020 pooled: " in text
+    assert f"as of {CAMPAIGN_END.isoformat()}: the Democratic candidate wins with probability" in text
+    assert f"timeline_{NEXT_ELECTION}.png" in text and "map_{state,county}_{share,probability}" in text
     assert f"forecast_county_{NEXT_ELECTION}.csv" in text and "electoral votes median" in text
 
 
@@ -69,7 +75,7 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = mlflow.search_runs(experiment_names=[experiment.name])
     names = set(runs["tags.mlflow.runName"])
-    assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}"}
+    assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}-as-of-{CAMPAIGN_END}"}
     backtest_2020 = runs[runs["tags.mlflow.runName"] == "backtest-2020"].iloc[0]
     assert 0 < backtest_2020["metrics.swing_forecaster.brier"] < backtest_2020["metrics.persistence.brier"]
     # Each backtest records the elections it learned from, all before its test year.
@@ -118,3 +124,35 @@ def test_backtest_metadata_carries_the_calibration_plot_and_features_their_unjoi
         assert Path(metadata["calibration_png"].value).read_bytes().startswith(PNG_SIGNATURE)
     counts = _partition_metadata(instance, "election_features", 2004)["unjoined_or_missing"].value
     assert counts["new_units_without_previous_result"] == 1  # Broomfield, CO, created in 2001
+
+
+def test_the_timeline_has_every_campaign_day_and_its_picture(real_pipeline):
+    sandbox, _ = real_pipeline
+    real = sandbox.settings().reports_dir / "real"
+    days = pd.read_csv(real / f"timeline_{NEXT_ELECTION}.csv")
+    assert list(days["day"]) == [day.isoformat() for day in campaign_days()]
+    assert days["p_candidate_a_wins"].between(0, 1).all()
+    assert (days["candidate_a_votes_low80"] <= days["candidate_a_votes_median"]).all()
+    assert (days["candidate_a_votes_median"] <= days["candidate_a_votes_high80"]).all()
+    # The last day of the timeline is the forecast of the day before the election, computed the same way.
+    final = json.loads((real / "forecast" / f"electoral_votes_{NEXT_ELECTION}.json").read_text())
+    assert days["p_candidate_a_wins"].iloc[-1] == pytest.approx(final["p_candidate_a_wins"])
+    assert (real / f"timeline_{NEXT_ELECTION}.png").read_bytes().startswith(b"\x89PNG")
+    for level in ("state", "county"):
+        for kind in ("share", "probability"):
+            assert (real / "forecast" / f"map_{level}_{kind}_{NEXT_ELECTION}.png").is_file()
+
+
+def test_a_forecast_of_another_campaign_day_is_written_under_its_date(real_pipeline):
+    sandbox, instance = real_pipeline
+    with sandbox.environment():
+        result = launch("real_daily_forecast", instance, partition_key="2024-09-15")
+    assert result.success
+    forecast = sandbox.settings().reports_dir / "real" / "forecast"
+    summary = json.loads((forecast / "electoral_votes_2024-09-15.json").read_text())
+    assert summary["as_of"] == "2024-09-15"
+    assert (forecast / "forecast_county_2024-09-15.csv").is_file() and (
+        forecast / "map_state_share_2024-09-15.png"
+    ).is_file()
+    final = json.loads((forecast / f"electoral_votes_{NEXT_ELECTION}.json").read_text())
+    assert final["as_of"] == CAMPAIGN_END.isoformat() and final["polls_used"] > summary["polls_used"]

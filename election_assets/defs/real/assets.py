@@ -9,7 +9,8 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -21,11 +22,9 @@ from election_assets.core.data_modes import REAL_MODE
 from election_assets.core.manifest import REAL, ModelManifest, SourceRun, library_versions
 from election_assets.core.model_store import MODEL_FILE, REFERENCE_ROWS, reference_predictions
 from election_assets.core.real_features import (
-    POLLED,
     REAL_FEATURE_NAMES,
     REAL_INPUT_FIELD_NAMES,
     REAL_MODEL_COLUMNS,
-    real_model_features,
 )
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B
 from election_assets.defs.lineage import fingerprint, table_output
@@ -42,11 +41,17 @@ from election_assets.real.backtest import (
     published_comparison_markdown,
     training_rows,
 )
+from election_assets.real.campaign import (
+    CAMPAIGN_END,
+    CAMPAIGN_START,
+    DayForecast,
+    campaign_days,
+    forecast_as_of,
+    timeline,
+    timeline_png,
+)
 from election_assets.real.evaluation import (
-    TOTAL_ELECTORAL_VOTES,
-    WINNING_ELECTORAL_VOTES,
     calibration_png,
-    simulate_states,
 )
 from election_assets.real.features import (
     FEATURE_YEARS,
@@ -283,88 +288,83 @@ def real_champion_model(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    ins={"features_by_year": ALL_ELECTIONS},
-    deps=[real_champion_model],
-    kinds={"numpy"},
+CAMPAIGN_DAY_PARTITIONS = dg.DailyPartitionsDefinition(
+    start_date=CAMPAIGN_START.isoformat(), end_date=(CAMPAIGN_END + timedelta(days=1)).isoformat()
 )
-def next_election_forecast(
-    context: dg.AssetExecutionContext,
-    features_by_year: dict[str, pd.DataFrame],
-    storage: ProjectStorage,
-    mlflow_registry: MlflowRegistry,
-) -> dg.MaterializeResult:
-    """The next election with the published real-mode model, exactly as the API computes it: county and state
-    win probabilities, and the electoral-vote distribution from simulated correlated outcomes."""
-    champion = storage.real_model_store().load()
-    counties = _by_year(features_by_year)[NEXT_ELECTION]
-    columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy(float))
-    share = champion.model.predict_share(columns)
-    noise = champion.manifest.noise["polled" if (counties[POLLED] > 0).any() else "unpolled"]
-    simulation = simulate_states(counties, share, noise)
-    dem_votes = simulation.electoral_votes(NEXT_ELECTION)
-    directory = storage.reports_path("real", "forecast")
-    county_path = directory / f"forecast_county_{NEXT_ELECTION}.csv"
-    state_path = directory / f"forecast_state_{NEXT_ELECTION}.csv"
-    county_forecast = pd.DataFrame(
-        {
-            "county_fips": counties["county_fips"],
-            "county_name": counties["county_name"],
-            "state_po": counties["state_po"],
-            "year": NEXT_ELECTION,
-            "p_candidate_a": champion.model.predict_proba_a(columns),
-            "dem_two_party_share": share,
-        }
-    )
-    county_forecast.to_csv(county_path, index=False)
-    states = pd.concat([simulation.win_probability, simulation.expected_share], axis=1).rename_axis("state_po")
-    states.insert(0, "year", NEXT_ELECTION)
-    states.reset_index().to_csv(state_path, index=False)
-    # Maps of both levels (Alaska is one unit), each of the expected share and of the win probability.
+NEXT_ELECTION_FEATURES = dg.AssetIn(
+    "election_features", partition_mapping=dg.SpecificPartitionsPartitionMapping([str(NEXT_ELECTION)])
+)
+
+
+def _file_label(day: date) -> str:
+    """The forecast of the day before the election keeps the plain names; any other day's names say its date."""
+    return str(NEXT_ELECTION) if day == CAMPAIGN_END else day.isoformat()
+
+
+def _maps(forecast: DayForecast, directory: Path, label: str) -> dict[str, dg.MetadataValue]:
+    """State and county maps (Alaska one unit) of the expected share and of the win probability."""
     maps: dict[str, dg.MetadataValue] = {}
-    for level, forecast, draw in (
-        ("state", states, state_map_png),
-        ("county", county_forecast.set_index("county_fips"), county_map_png),
+    for level, table, draw in (
+        ("state", forecast.states, state_map_png),
+        ("county", forecast.counties.set_index("county_fips"), county_map_png),
     ):
         for kind, column, title in (
             ("share", "dem_two_party_share", f"expected Democratic two-party share by {level}"),
             ("probability", "p_candidate_a", f"probability the Democrat carries each {level}"),
         ):
-            png = draw(forecast[column], f"{NEXT_ELECTION} forecast: {title}", kind)
-            map_path = directory / f"map_{level}_{kind}_{NEXT_ELECTION}.png"
+            png = draw(table[column], f"{NEXT_ELECTION} forecast as of {forecast.day}: {title}", kind)
+            map_path = directory / f"map_{level}_{kind}_{label}.png"
             map_path.write_bytes(png)
-            maps[f"map_{level}_{kind}"] = _png_markdown(png, f"{NEXT_ELECTION} {level} {kind} map")
+            maps[f"map_{level}_{kind}"] = _png_markdown(png, f"{label} {level} {kind} map")
             maps[f"map_{level}_{kind}_png"] = dg.MetadataValue.path(str(map_path))
-    low, median, high = np.percentile(dem_votes, [5, 50, 95])
-    electoral = {
-        "p_candidate_a_wins": float(np.mean(dem_votes >= WINNING_ELECTORAL_VOTES)),
-        "candidate_a_votes_median": float(median),
-        "candidate_a_votes_90pct": [float(low), float(high)],
-        "candidate_b_votes_median": float(TOTAL_ELECTORAL_VOTES - median),
-    }
-    (directory / f"electoral_votes_{NEXT_ELECTION}.json").write_text(json.dumps(electoral, indent=2) + "\n")
-    # The whole distribution, one row per electoral-vote outcome that occurred in the simulations.
-    outcomes, simulations = np.unique(np.asarray(dem_votes, dtype=int), return_counts=True)
-    distribution_path = directory / f"electoral_votes_distribution_{NEXT_ELECTION}.csv"
-    pd.DataFrame(
-        {
-            "candidate_a_votes": outcomes,
-            "candidate_b_votes": TOTAL_ELECTORAL_VOTES - outcomes,
-            "simulations": simulations,
-            "probability": simulations / simulations.sum(),
-        }
-    ).to_csv(distribution_path, index=False)
+    return maps
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    partitions_def=CAMPAIGN_DAY_PARTITIONS,
+    ins={"counties": NEXT_ELECTION_FEATURES},
+    deps=[real_champion_model],
+    kinds={"numpy"},
+)
+def next_election_forecast(
+    context: dg.AssetExecutionContext,
+    counties: pd.DataFrame,
+    polls: pd.DataFrame,
+    state_returns: pd.DataFrame,
+    storage: ProjectStorage,
+    mlflow_registry: MlflowRegistry,
+) -> dg.MaterializeResult:
+    """The next election as forecast on one day of the campaign (a partition; the last is the day before the
+    election) from the polls that ended before that day, with the published real-mode model exactly as the API
+    computes it: county and state win probabilities, the electoral-vote distribution from simulated correlated
+    outcomes, and maps."""
+    day = date.fromisoformat(context.partition_key)
+    champion = storage.real_model_store().load()
+    forecast = forecast_as_of(champion.model, champion.manifest.noise, counties, polls, state_returns, day)
+    directory = storage.reports_path("real", "forecast")
+    label = _file_label(day)
+    county_path = directory / f"forecast_county_{label}.csv"
+    state_path = directory / f"forecast_state_{label}.csv"
+    distribution_path = directory / f"electoral_votes_distribution_{label}.csv"
+    forecast.counties.to_csv(county_path, index=False)
+    forecast.states.reset_index().to_csv(state_path, index=False)
+    forecast.distribution().to_csv(distribution_path, index=False)
+    electoral = forecast.summary
+    (directory / f"electoral_votes_{label}.json").write_text(json.dumps(electoral, indent=2) + "\n")
+    states = forecast.states
     closest = states.assign(margin=(states["p_candidate_a"] - 0.5).abs()).nsmallest(10, "margin")
-    context.log.info(f"{NEXT_ELECTION}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}, EV {electoral}")
-    with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}"):
+    context.log.info(f"{NEXT_ELECTION} as of {day}: P(Candidate A wins) {electoral['p_candidate_a_wins']:.3f}")
+    with _mlflow_run(mlflow_registry, f"forecast-{NEXT_ELECTION}-as-of-{day}"):
         mlflow.set_tags(
             {
                 "mode": "real",
                 "forecast_year": str(NEXT_ELECTION),
+                "as_of": day.isoformat(),
                 "model_version": champion.version,
                 "trained_through": str(champion.manifest.trained_through),
+                "polls_fingerprint": fingerprint(polls[polls["year"] == NEXT_ELECTION]),
             }
         )
         mlflow.log_metrics({k: v for k, v in electoral.items() if isinstance(v, float)})
@@ -373,14 +373,52 @@ def next_election_forecast(
     return dg.MaterializeResult(
         metadata={
             "election_year": NEXT_ELECTION,
+            "as_of": day.isoformat(),
             "model_version": champion.version,
             "trained_through": champion.manifest.trained_through,
             "electoral_votes": electoral,
             "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
-            "noise": asdict(noise),
             "county_forecast": dg.MetadataValue.path(str(county_path)),
             "state_forecast": dg.MetadataValue.path(str(state_path)),
             "electoral_votes_distribution": dg.MetadataValue.path(str(distribution_path)),
-            **maps,
+            **_maps(forecast, directory, label),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    ins={"counties": NEXT_ELECTION_FEATURES},
+    deps=[real_champion_model],
+    kinds={"numpy"},
+)
+def campaign_timeline(
+    context: dg.AssetExecutionContext,
+    counties: pd.DataFrame,
+    polls: pd.DataFrame,
+    state_returns: pd.DataFrame,
+    storage: ProjectStorage,
+) -> dg.MaterializeResult:
+    """The next election's forecast on every day of the campaign: the Democratic candidate's win probability and
+    electoral-vote median with its 80 % interval, day by day (PNG and CSV in data/reports/real/)."""
+    champion = storage.real_model_store().load()
+    days = campaign_days()
+    frame = timeline(
+        forecast_as_of(champion.model, champion.manifest.noise, counties, polls, state_returns, day) for day in days
+    )
+    directory = storage.reports_path("real")
+    png = timeline_png(frame, f"The {NEXT_ELECTION} forecast, day by day (model {champion.version})")
+    (directory / f"timeline_{NEXT_ELECTION}.png").write_bytes(png)
+    frame.to_csv(directory / f"timeline_{NEXT_ELECTION}.csv", index=False)
+    last = frame.iloc[-1]
+    context.log.info(f"{len(days)} days, {days[0]} to {days[-1]}; last P(A wins) {last['p_candidate_a_wins']:.3f}")
+    return dg.MaterializeResult(
+        metadata={
+            "days": len(days),
+            "timeline": _png_markdown(png, f"{NEXT_ELECTION} timeline"),
+            "timeline_png": dg.MetadataValue.path(str(directory / f"timeline_{NEXT_ELECTION}.png")),
+            "timeline_csv": dg.MetadataValue.path(str(directory / f"timeline_{NEXT_ELECTION}.csv")),
+            "last_day_p_candidate_a_wins": float(last["p_candidate_a_wins"]),
         }
     )

@@ -1,10 +1,14 @@
-"""Real-mode jobs. Partitioned and unpartitioned assets cannot share a run, so the real graph is four jobs, run
+"""Real-mode jobs. Partitioned and unpartitioned assets cannot share a run, so the real graph is five jobs, run
 in order by ``make real`` (``election_assets.real_mode``); from the UI, each partition can also be launched or
 backfilled on its own."""
 
 import dagster as dg
 
-from election_assets.defs.real.assets import BACKTEST_YEAR_PARTITIONS, ELECTION_YEAR_PARTITIONS
+from election_assets.defs.real.assets import (
+    BACKTEST_YEAR_PARTITIONS,
+    CAMPAIGN_DAY_PARTITIONS,
+    ELECTION_YEAR_PARTITIONS,
+)
 
 real_ingest = dg.define_asset_job(
     "real_ingest",
@@ -25,6 +29,12 @@ real_backtest = dg.define_asset_job(
 )
 real_forecast = dg.define_asset_job(
     "real_forecast",
-    selection=dg.AssetSelection.assets("backtest_summary", "real_champion_model", "next_election_forecast"),
-    description="The backtest table, the real-mode model for the API, and the next-election forecast.",
+    selection=dg.AssetSelection.assets("backtest_summary", "real_champion_model", "campaign_timeline"),
+    description="The backtest table, the real-mode model for the API, and the next election's campaign timeline.",
+)
+real_daily_forecast = dg.define_asset_job(
+    "real_daily_forecast",
+    selection=dg.AssetSelection.assets("next_election_forecast"),
+    partitions_def=CAMPAIGN_DAY_PARTITIONS,
+    description="The next election as forecast on one day of the campaign (the last: the day before it), with maps.",
 )
