@@ -53,7 +53,8 @@ ENTRYPOINT ["python", "-m", "election_api"]
 
 FROM runtime AS dagster
 COPY --from=dagster-build /opt/venv /opt/venv
-COPY workspace.yaml dagster.yaml dagster.prod.yaml /opt/dagster/app/
+COPY workspace.yaml /opt/dagster/app/
+COPY instance /opt/dagster/app/instance
 ENV DAGSTER_HOME=/opt/dagster/dagster_home
 RUN mkdir -p /opt/dagster/dagster_home /data /models /reports \
     && chown 10001:10001 /opt/dagster/dagster_home /data /models /reports

@@ -31,9 +31,11 @@ $(INSTALLED): pyproject.toml requirements/api.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --constraint requirements/api.txt
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance's configuration lives in instance/, not beside workspace.yaml: Dagster warns about a dagster.yaml in
+# the working directory that is not DAGSTER_HOME's.
+$(DAGSTER_HOME)/dagster.yaml: instance/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp instance/dagster.yaml $@
 
 ## demo: materialize the whole asset graph on the synthetic default, then print where the results are
 demo: install

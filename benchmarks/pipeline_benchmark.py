@@ -26,7 +26,7 @@ DEFAULT_TRAINING_ROWS, DEFAULT_CURRENT_ROWS = 20_000, 5_000
 def run_job(workdir: Path, scale: float) -> tuple[float, Path]:
     home = workdir / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
     config = workdir / "run_config.yaml"
     config.write_text(
         yaml.safe_dump(

@@ -177,7 +177,7 @@ def test_dagster_target_matches_the_helm_values_and_the_instance():
         assert command[command.index(flag) + 1] == code["codeServerArgs"][code["codeServerArgs"].index(flag) + 1]
     assert command[command.index("-m") + 1] == "election_assets.definitions"
     # DAGSTER_HOME: the chart's default, and the path the run launcher mounts the instance ConfigMap under.
-    prod = yaml.safe_load((ROOT / "dagster.prod.yaml").read_text())
+    prod = yaml.safe_load((ROOT / "instance" / "dagster.prod.yaml").read_text())
     assert env["DAGSTER_HOME"] == prod["run_launcher"]["config"]["dagster_home"] == "/opt/dagster/dagster_home"
     # The image's defaults equal the paths the run pods get and mount: the three claims, with the real-mode store
     # inside the model store's; the other mounts are the emptyDir scratch space of a read-only root filesystem.

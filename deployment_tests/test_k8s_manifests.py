@@ -441,7 +441,7 @@ def test_dagster_values_postgres_daemon_and_no_secrets(dagster_values):
 
 
 def _prod_instance() -> dict:
-    return yaml.safe_load((K8S_DIR.parent / "dagster.prod.yaml").read_text())
+    return yaml.safe_load((K8S_DIR.parent / "instance" / "dagster.prod.yaml").read_text())
 
 
 def test_dagster_values_and_prod_instance_launch_the_same_run_pods(dagster_values):

@@ -78,7 +78,7 @@ def _fetch_one(dbname: str, query: str, params: tuple = ()) -> tuple:
 
 
 def _production_instance_config() -> dict:
-    return yaml.safe_load((ROOT / "dagster.prod.yaml").read_text())
+    return yaml.safe_load((ROOT / "instance" / "dagster.prod.yaml").read_text())
 
 
 def test_production_run_launcher_config_is_valid_for_dagster_k8s():

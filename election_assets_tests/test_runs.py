@@ -39,7 +39,7 @@ def home(tmp_path, monkeypatch):
     """A Dagster home on disk (the project's SQLite instance), shared by this process and its subprocesses."""
     path = tmp_path / "dagster_home"
     path.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", path / "dagster.yaml")
+    shutil.copy(ROOT / "instance" / "dagster.yaml", path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(path))
     return path
 
