@@ -82,6 +82,8 @@ class PipelineSettings:
     mlflow_experiment: str
     registered_model_name: str
     real_data_dir: Path
+    # The polls feed: every CSV dropped here is ingested and re-forecasts the campaign (docs/real-mode.md).
+    polls_inbox_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -95,6 +97,7 @@ class PipelineSettings:
             mlflow_experiment=env_word(env, "ELECTION_MLFLOW_EXPERIMENT", "election-forecasting"),
             registered_model_name=env_word(env, "ELECTION_REGISTERED_MODEL", "election-winner"),
             real_data_dir=env_path(env, "ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
+            polls_inbox_dir=env_path(env, "ELECTION_POLLS_INBOX", paths.data_dir / "polls_inbox"),
         )
 
     # The paths are read through ``paths``; these name the ones the CLI summaries and the tests use most.

@@ -28,6 +28,8 @@ class ProjectStorage(dg.ConfigurableResource):
     reports_dir: str
     # Real mode's source files (ELECTION_REAL_DATA_DIR; default: the files shipped inside the package).
     real_data_dir: str
+    # The polls feed's inbox (ELECTION_POLLS_INBOX; default: <ELECTION_DATA_DIR>/polls_inbox), watched by a sensor.
+    polls_inbox_dir: str
 
     def model_store(self) -> ModelStore:
         return ModelStore(self.model_store_dir)
@@ -163,6 +165,7 @@ def build_resources(settings: PipelineSettings, cadence: Cadence) -> dict[str, o
             real_model_store_dir=str(settings.real_model_store_dir),
             reports_dir=str(settings.reports_dir),
             real_data_dir=str(settings.real_data_dir),
+            polls_inbox_dir=str(settings.polls_inbox_dir),
         ),
         "retraining_policy": RetrainingPolicy(
             drift_share=cadence.retrain_drift_share, cooldown_seconds=cadence.retrain_cooldown_seconds

@@ -19,10 +19,12 @@ class RawSource:
     name: str  # the raw asset is raw_<name>
     description: str
     schema: pa.DataFrameSchema
+    # Read from the polls inbox (ELECTION_POLLS_INBOX: every CSV dropped there), not from the shipped files.
+    from_inbox: bool = False
 
     @property
     def files(self) -> tuple[str, ...]:
-        return source_files(self.name)
+        return ("*.csv",) if self.from_inbox else source_files(self.name)
 
 
 RAW_SOURCES: tuple[RawSource, ...] = (
@@ -70,5 +72,11 @@ RAW_SOURCES: tuple[RawSource, ...] = (
         "polls_2024",
         "Mark Rieke's 2024 presidential polls (May to 4 Nov): one row per poll and Democratic candidate asked about.",
         schemas.RAW_POLLS_2024,
+    ),
+    RawSource(
+        "polls_inbox",
+        "The polls feed: every CSV in the polls inbox, in FiveThirtyEight's or Rieke's format, as written (text).",
+        schemas.RAW_POLLS_INBOX,
+        from_inbox=True,
     ),
 )

@@ -38,6 +38,14 @@ The rules, in the order they apply:
    partisan firm's own poll (Economist ``partisan == "Pollster"``: ``partisan_pollster_kept``; 538 does not flag
    these either).
 
+**The polls inbox** (``INBOX``: CSV files dropped in ``ELECTION_POLLS_INBOX``, read by ``read_polls_inbox``): each
+file is in FiveThirtyEight's format or Rieke's, recognised by its columns (``INBOX_FORMATS``), and its polls go
+through the rules of that format's source, counted under ``inbox.``. A poll already in the shipped file of its format
+(same ``poll_id``) or in an earlier inbox file of the same format (files in name order) counts once
+(``duplicate_of_shipped_excluded``, ``duplicate_of_earlier_file_excluded``); an inbox poll in FiveThirtyEight's format
+that is an Economist poll is left out too (rule 3, ``duplicate_of_economist_excluded``). Its ``source`` is ``inbox``
+and its ``source_poll_id`` ``"<format>:<poll_id>"``.
+
 Columns (``POLL_TABLE_COLUMNS``): ``year``; ``geography`` (postal code, ``US`` national, ``ME-1``, ``ME-2``,
 ``NE-1``..``NE-3`` for the congressional districts); ``start_date`` and ``end_date`` (NaT where the source does not
 give them: 538 gives only the median date, Rieke only the end date); ``median_date`` (the midpoint of start and end,
@@ -51,6 +59,8 @@ Trump, the full sample is not in the file); ``dem_share`` (Democrat / (Democrat 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,6 +81,8 @@ POLL_TABLE_COLUMNS = (
     "source_poll_id",
 )
 SOURCES = ("economist", "fivethirtyeight", "rieke")
+INBOX = "inbox"
+TABLE_SOURCES = (*SOURCES, INBOX)  # the values of the table's ``source``
 POLL_YEARS = list(range(2000, 2025, 4))
 ELECTION_DAYS: dict[int, pd.Timestamp] = {
     year: pd.Timestamp(day)
@@ -265,12 +277,12 @@ def _population_538(comment: pd.Series) -> pd.Series:
     return population
 
 
-def fivethirtyeight_polls(raw: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+def fivethirtyeight_polls(raw: pd.DataFrame, counts: dict[str, int], source: str = "fivethirtyeight") -> pd.DataFrame:
     """FiveThirtyEight's rows (``read_source("polls_538")``) as polls: rule 2, ``partisan`` per rule 4.
 
-    Candidate 1 is the Democrat and candidate 2 the Republican (the raw schema holds the file to it).
+    Candidate 1 is the Democrat and candidate 2 the Republican (the raw schema holds the file to it). ``source``
+    names the rows' source and their counts (``inbox`` for the files of the polls inbox).
     """
-    source = "fivethirtyeight"
     counts[f"{source}.bipartisan_sponsor_kept"] = int(raw["partisan"].eq("REP,DEM").sum())
     location = raw["location"]
     frame = pd.DataFrame(
@@ -302,9 +314,9 @@ def _geography_2024(state: pd.Series) -> pd.Series:
     return geography.mask(state.eq("National"), NATIONAL)
 
 
-def rieke_polls(raw: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
-    """Mark Rieke's 2024 rows (``read_source("polls_2024")``) as polls: rules 1 and 2, ``partisan`` per rule 4."""
-    source = "rieke"
+def rieke_polls(raw: pd.DataFrame, counts: dict[str, int], source: str = "rieke") -> pd.DataFrame:
+    """Mark Rieke's 2024 rows (``read_source("polls_2024")``) as polls: rules 1 and 2, ``partisan`` per rule 4
+    (``source`` as in ``fivethirtyeight_polls``)."""
     both = raw["poll_id"].duplicated(keep=False)
     on_ballot = np.where(raw["end_date"] <= BIDEN_WITHDRAWAL, "Biden", "Harris")
     frame = _exclude(
@@ -331,6 +343,109 @@ def rieke_polls(raw: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
     return _common_exclusions(frame, source, counts)
 
 
+# --- The polls inbox ------------------------------------------------------------------------------------------
+
+# The columns that say which format an inbox file is in, by the source whose rules its polls go through (the
+# blocking check then holds the file to every column of the format's schema, ``schemas.INBOX_SCHEMAS``).
+INBOX_FORMATS: dict[str, tuple[str, ...]] = {
+    "fivethirtyeight": ("poll_id", "location", "polldate", "cand1_pct", "cand2_pct"),
+    "rieke": ("poll_id", "state", "end_date", "K", "Y", "dem_candidate"),
+}
+# The columns ``read_polls_inbox`` adds in front of the files' own: the file's name, its format, the row's number
+# within the file (from 0, the first row after the header, as pandas and the other checks number rows).
+INBOX_COLUMNS = ("source_file", "source_format", "source_row")
+# Cells that mean "missing", as pandas reads a CSV by default (Rieke's file writes ``None`` for no sponsor).
+MISSING_TEXT = ("", "NA", "N/A", "n/a", "NaN", "nan", "None", "NULL", "null", "#N/A", "<NA>")
+
+
+class InboxFormatError(ValueError):
+    """A file in the polls inbox that is in neither supported format."""
+
+
+def inbox_files(directory: str | Path) -> list[Path]:
+    """The CSV files of the inbox in name order (hidden files left out); none when the folder does not exist."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.glob("*.csv") if path.is_file() and not path.name.startswith("."))
+
+
+def inbox_format(columns: pd.Index | list[str]) -> str | None:
+    """The format (a key of ``INBOX_FORMATS``) whose columns a file's header has, or None."""
+    present = set(columns)
+    return next((name for name, needed in INBOX_FORMATS.items() if present.issuperset(needed)), None)
+
+
+def _unrecognised(path: Path, columns: list[str]) -> InboxFormatError:
+    expected = "; ".join(f"{name}: {', '.join(needed)}" for name, needed in INBOX_FORMATS.items())
+    return InboxFormatError(
+        f"polls inbox file {path.name}: its columns ({', '.join(columns) or 'none'}) are in no supported format; "
+        f"a file needs the columns of one of them ({expected})"
+    )
+
+
+def read_polls_inbox(directory: str | Path) -> pd.DataFrame:
+    """Every CSV file of the inbox, in name order, as written: one row per data row, every cell as text (``""``
+    where empty), after ``INBOX_COLUMNS``; a column one file has and another not is NaN in the other's rows.
+
+    Raises ``InboxFormatError`` naming a file whose columns are in no format of ``INBOX_FORMATS``. An empty or
+    missing inbox gives a table of ``INBOX_COLUMNS`` and no rows.
+    """
+    frames = []
+    for path in inbox_files(directory):
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except pd.errors.EmptyDataError:
+            raise _unrecognised(path, []) from None
+        frame.columns = frame.columns.str.strip()
+        source_format = inbox_format(frame.columns)
+        if source_format is None:
+            raise _unrecognised(path, list(frame.columns))
+        meta = {"source_file": path.name, "source_format": source_format, "source_row": np.arange(len(frame))}
+        frames.append(pd.concat([pd.DataFrame(meta, index=frame.index), frame], axis=1))
+    if not frames:
+        return pd.DataFrame({"source_file": [], "source_format": [], "source_row": []}).astype(
+            {"source_file": object, "source_format": object, "source_row": "int64"}
+        )
+    return pd.concat(frames, ignore_index=True).astype({"source_row": "int64"})
+
+
+def inbox_file_frames(raw: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """Each file of ``read_polls_inbox``'s table: its name, its format and its rows with its own columns, indexed
+    by ``source_row``, the cells of ``MISSING_TEXT`` NaN, the rest still text."""
+    for name, rows in raw.groupby("source_file", sort=False):
+        # A column the file does not have is NaN in its rows; an empty cell of its own is "".
+        frame = rows.drop(columns=list(INBOX_COLUMNS)).dropna(axis=1, how="all")
+        frame = frame.mask(frame.isin(MISSING_TEXT)).set_axis(pd.Index(rows["source_row"], name=None))
+        yield str(name), str(rows["source_format"].iloc[0]), frame
+
+
+_INBOX_RULES = {"fivethirtyeight": fivethirtyeight_polls, "rieke": rieke_polls}
+
+
+def inbox_polls(
+    inbox: Mapping[str, pd.DataFrame], shipped: Mapping[str, pd.DataFrame], counts: dict[str, int]
+) -> pd.DataFrame:
+    """The inbox's rows as polls, each format by its source's rules; a poll of a shipped file (``shipped``: the
+    raw file of each format) or of an earlier inbox file counts once. ``inbox``: per format, the typed rows of its
+    files (``schemas.typed_inbox``, with ``source_file``), files in name order."""
+    parts = []
+    for source_format, frame in inbox.items():
+        shipped_copy = frame["poll_id"].isin(shipped[source_format]["poll_id"])
+        frame = _exclude(frame, shipped_copy, f"{INBOX}.duplicate_of_shipped{EXCLUDED}", counts)
+        first_file = frame.groupby("poll_id")["source_file"].transform("first")
+        frame = _exclude(
+            frame, frame["source_file"].ne(first_file), f"{INBOX}.duplicate_of_earlier_file{EXCLUDED}", counts
+        )
+        if frame.empty:
+            continue
+        polls = _INBOX_RULES[source_format](frame, counts, INBOX)
+        parts.append(polls.assign(source_poll_id=source_format + ":" + polls["source_poll_id"], _format=source_format))
+    if not parts:
+        return pd.DataFrame(columns=[*_WORK_COLUMNS, "_format"])
+    return pd.concat(parts, ignore_index=True)
+
+
 # --- All sources ----------------------------------------------------------------------------------------------
 
 
@@ -348,15 +463,23 @@ def match_duplicates(economist: pd.DataFrame, fivethirtyeight: pd.DataFrame) -> 
     return pairs.loc[is_same, ["economist", "fivethirtyeight"]].reset_index(drop=True)
 
 
-def tidy_polls(economist: pd.DataFrame, fivethirtyeight: pd.DataFrame, rieke: pd.DataFrame) -> Tidy:
+def tidy_polls(
+    economist: pd.DataFrame,
+    fivethirtyeight: pd.DataFrame,
+    rieke: pd.DataFrame,
+    inbox: Mapping[str, pd.DataFrame] | None = None,
+) -> Tidy:
     """One row per poll from the three sources (``read_source`` of ``state_polls``, ``polls_538``,
-    ``polls_2024``), by the rules of this module's docstring; columns ``POLL_TABLE_COLUMNS``.
+    ``polls_2024``) and the polls inbox (``inbox``, as ``inbox_polls`` takes it; None: no inbox), by the rules of
+    this module's docstring; columns ``POLL_TABLE_COLUMNS``.
 
     ``counts`` also has ``<source>.rows_in`` (not a ``_excluded`` key): the input rows of each source.
     """
     counts: dict[str, int] = {}
     for source, raw in zip(SOURCES, (economist, fivethirtyeight, rieke), strict=True):
         counts[f"{source}.rows_in"] = len(raw)
+    if inbox is not None:
+        counts[f"{INBOX}.rows_in"] = sum(len(frame) for frame in inbox.values())
     econ = economist_polls(economist, counts)
     f538 = fivethirtyeight_polls(fivethirtyeight, counts)
     r2024 = rieke_polls(rieke, counts)
@@ -371,9 +494,21 @@ def tidy_polls(economist: pd.DataFrame, fivethirtyeight: pd.DataFrame, rieke: pd
         f538, pd.Series(duplicate, index=f538.index), f"fivethirtyeight.duplicate_of_economist{EXCLUDED}", counts
     )
 
+    frames = dict(zip(SOURCES, (econ, f538, r2024), strict=True))
+    if inbox is not None:
+        mine = inbox_polls(inbox, {"fivethirtyeight": fivethirtyeight, "rieke": rieke}, counts)
+        in_538_format = mine.loc[mine["_format"].eq("fivethirtyeight")]
+        inbox_pairs = (
+            match_duplicates(econ, in_538_format) if len(in_538_format) else pd.DataFrame({"fivethirtyeight": []})
+        )
+        duplicate = pd.Series(mine.index.isin(inbox_pairs["fivethirtyeight"]), index=mine.index)
+        frames[INBOX] = _exclude(mine, duplicate, f"{INBOX}.duplicate_of_economist{EXCLUDED}", counts)
+
     parts = []
-    for source, frame in zip(SOURCES, (econ, f538, r2024), strict=True):
-        parts.append(_exclude(frame, frame["partisan"], f"{source}.partisan_sponsor{EXCLUDED}", counts))
+    for source, frame in frames.items():
+        kept = _exclude(frame, frame["partisan"], f"{source}.partisan_sponsor{EXCLUDED}", counts)
+        if source != INBOX or len(kept):  # an empty inbox adds no rows (and leaves the columns' types alone)
+            parts.append(kept)
     out = pd.concat(parts, ignore_index=True)[list(POLL_TABLE_COLUMNS)]
     out = out.astype({"year": "int64", "sample_size": "Int64", "dem_share": "float64"})
     out = out.sort_values(["year", "geography", "median_date", "source", "pollster"], kind="stable")

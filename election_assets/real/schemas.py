@@ -9,8 +9,14 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from election_assets.real.polls import GEOGRAPHIES, POLL_YEARS, POPULATIONS
-from election_assets.real.polls import SOURCES as POLL_SOURCES
+from election_assets.real.polls import (
+    GEOGRAPHIES,
+    INBOX_FORMATS,
+    POLL_YEARS,
+    POPULATIONS,
+    TABLE_SOURCES,
+    inbox_file_frames,
+)
 from election_assets.real.sources import DEMOGRAPHIC_VARIABLES, PERCENT_VARIABLES, POLL_FILES, STATE_PO
 
 COUNTY_RETURN_YEARS = list(range(2000, 2021, 4))
@@ -174,6 +180,51 @@ RAW_POLLS_2024 = pa.DataFrameSchema(
 )
 
 
+# The polls inbox (``polls.read_polls_inbox``): its table as read, every cell text, after the columns saying which
+# file, format and row each row is.
+RAW_POLLS_INBOX = pa.DataFrameSchema(
+    {
+        "source_file": pa.Column(str, pa.Check.str_endswith(".csv")),
+        "source_format": pa.Column(str, pa.Check.isin(list(INBOX_FORMATS))),
+        "source_row": pa.Column("int64", _NON_NEGATIVE),
+    },
+    unique=["source_file", "source_row"],
+    name="raw_polls_inbox",
+)
+
+
+def _inbox_schema(schema: pa.DataFrameSchema, name: str, columns: dict[str, dict]) -> pa.DataFrameSchema:
+    """A shipped poll file's schema for one inbox file in its format: the file's text coerced to the schema's types
+    (a value that is not a number or a date fails on its row and column like any other rule), ``columns`` updated."""
+    inbox = schema.update_columns(columns).set_name(name)
+    inbox.coerce = True
+    return inbox
+
+
+# Each inbox file is held to the schema of the shipped file of its format, but for what a new file may hold: any
+# election year with polls (2000-2024) in FiveThirtyEight's format, and Rieke's ``post_announcement`` as written.
+INBOX_SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "fivethirtyeight": _inbox_schema(
+        RAW_POLLS_538, "raw_polls_inbox_538", {"year": {"checks": [pa.Check.isin(POLL_YEARS)]}}
+    ),
+    "rieke": _inbox_schema(
+        RAW_POLLS_2024,
+        "raw_polls_inbox_2024",
+        {"post_announcement": {"dtype": str, "checks": [pa.Check.str_matches(r"(?i)^(true|false)$")]}},
+    ),
+}
+
+
+def typed_inbox(raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The inbox's rows by format, each file's text coerced to its format's types (``INBOX_SCHEMAS``), with
+    ``source_file`` and ``source_row``; files in name order. For rows that passed the inbox's check."""
+    typed: dict[str, list[pd.DataFrame]] = {name: [] for name in INBOX_FORMATS}
+    for source_file, source_format, frame in inbox_file_frames(raw):
+        frame = INBOX_SCHEMAS[source_format].coerce_dtype(frame)
+        typed[source_format].append(frame.assign(source_file=source_file, source_row=frame.index))
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in typed.items() if frames}
+
+
 def _votes_add_up(frame: pd.DataFrame) -> pd.Series:
     return frame["dem_votes"] + frame["rep_votes"] <= frame["total_votes"]
 
@@ -235,7 +286,7 @@ POLLS = pa.DataFrameSchema(
         "population": pa.Column(str, pa.Check.isin(list(POPULATIONS)), nullable=True),
         "sample_size": pa.Column("Int64", pa.Check.gt(0), nullable=True),
         "dem_share": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
-        "source": pa.Column(str, pa.Check.isin(list(POLL_SOURCES))),
+        "source": pa.Column(str, pa.Check.isin(list(TABLE_SOURCES))),
         "source_poll_id": pa.Column(str),
     },
     checks=[
