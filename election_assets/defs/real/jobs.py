@@ -23,7 +23,7 @@ real_features = dg.define_asset_job(
 )
 real_backtest = dg.define_asset_job(
     "real_backtest",
-    selection=dg.AssetSelection.assets("walk_forward_backtest"),
+    selection=dg.AssetSelection.assets("walk_forward_backtest", "backtest_state_forecasts"),
     partitions_def=BACKTEST_YEAR_PARTITIONS,
     description="Train on the elections before one test year, forecast it, score it against the baselines.",
 )
@@ -37,4 +37,9 @@ real_daily_forecast = dg.define_asset_job(
     selection=dg.AssetSelection.assets("next_election_forecast"),
     partitions_def=CAMPAIGN_DAY_PARTITIONS,
     description="The next election as forecast on one day of the campaign (the last: the day before it), with maps.",
+)
+real_timeline = dg.define_asset_job(
+    "real_timeline",
+    selection=dg.AssetSelection.assets("campaign_timeline"),
+    description="The next election's campaign timeline alone (the polls feed redraws it after new polls).",
 )
