@@ -24,10 +24,12 @@ from election_assets.real.backtest import (
     beats_baselines,
     format_gain,
     pooled_vote_weighted_gain,
+    state_calibration,
+    state_calibration_markdown,
     training_rows,
     vote_weighted_gain,
 )
-from election_assets.real.evaluation import electoral_votes, simulate_states
+from election_assets.real.evaluation import CALIBRATION_BINS, electoral_votes, simulate_states
 from election_assets.real.features import (
     FEATURE_YEARS,
     KNOWN_BEFORE_COLUMNS,
@@ -302,18 +304,31 @@ def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent
     assert pooled["vw_gain"] - pooled["vw_gain_low"] == pytest.approx(half_width, rel=1e-5)
 
 
-def test_the_generated_backtest_table_is_the_one_the_code_renders(backtests, figures):
+@pytest.fixture(scope="module")
+def backtest_document(inputs, backtests, figures) -> tuple[dict[int, pd.DataFrame], pd.DataFrame, str]:
     scores = {year: result.scores for year, result in backtests.items()}
-    rendered = figures.backtest_document(scores)
+    states = figures.state_forecasts(inputs, backtests)
+    return scores, states, figures.backtest_document(scores, states)
+
+
+def test_the_generated_backtest_table_is_the_one_the_code_renders(backtest_document, figures):
+    scores, _, rendered = backtest_document
     assert backtest_markdown(scores) in rendered
     _assert_committed(figures.BACKTEST_FILE, rendered, figures)
 
 
-def test_the_generated_pooled_gains_are_the_ones_the_code_computes(backtests, figures):
-    scores = {year: result.scores for year, result in backtests.items()}
-    rendered = figures.backtest_document(scores)
+def test_the_generated_pooled_gains_are_the_ones_the_code_computes(backtest_document):
+    scores, _, rendered = backtest_document
     assert f"| 2008-2020 | {format_gain(pooled_vote_weighted_gain(scores, BACKTEST_YEARS))} |" in rendered
-    _assert_committed(figures.BACKTEST_FILE, rendered, figures)
+
+
+def test_the_pooled_state_calibration_counts_every_state_of_every_year(backtest_document):
+    _, states, rendered = backtest_document
+    table = state_calibration(states)
+    assert table["count"].sum() == 51 * len(BACKTEST_YEARS) == len(states)
+    assert state_calibration_markdown(table) in rendered
+    # Confident calls are right: the Democrat carried no state given under 10 % and every state given over 90 %.
+    assert table.loc[0, "observed"] == 0.0 and table.loc[CALIBRATION_BINS - 1, "observed"] == 1.0
 
 
 def test_the_backtest_scores_every_county_and_state_of_the_test_year(backtests, features_by_year):
@@ -323,7 +338,7 @@ def test_the_backtest_scores_every_county_and_state_of_the_test_year(backtests, 
         assert result.scores.loc[FORECASTER, "states"] == 51
         assert 0 <= result.scores.loc[FORECASTER, "states_right"] <= 51
         for curve in result.calibration.values():
-            assert curve["counties"].sum() == len(result.counties)
+            assert curve["count"].sum() == len(result.counties)
 
 
 def test_the_noise_model_recovers_national_state_and_county_spreads():

@@ -27,11 +27,14 @@ import pandas as pd
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
     GAIN_LEVEL,
+    YearBacktest,
     backtest_markdown,
     backtest_year,
     format_gain,
     pooled_vote_weighted_gain,
     published_comparison_markdown,
+    state_calibration,
+    state_calibration_markdown,
 )
 from election_assets.real.features import ElectionInputs, state_shares
 
@@ -56,10 +59,16 @@ def load_variants() -> ModuleType:
 # --- The computation, as election_assets_tests/test_real_model.py's fixtures do it --------------------------------
 
 
-def backtest_scores(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> dict[int, pd.DataFrame]:
-    return {
-        year: backtest_year(by_year, year, state_shares(inputs.state_returns, year)).scores for year in BACKTEST_YEARS
-    }
+def backtests(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> dict[int, YearBacktest]:
+    return {year: backtest_year(by_year, year, state_shares(inputs.state_returns, year)) for year in BACKTEST_YEARS}
+
+
+def state_forecasts(inputs: ElectionInputs, results: Mapping[int, YearBacktest]) -> pd.DataFrame:
+    """Every backtest year's state forecasts beside the results, as ``backtest_state_forecasts`` holds them."""
+    return pd.concat(
+        [result.states(state_shares(inputs.state_returns, year)) for year, result in results.items()],
+        ignore_index=True,
+    )
 
 
 # --- The documents ----------------------------------------------------------------------------------------------
@@ -77,7 +86,7 @@ def _years(years: tuple[int, ...]) -> str:
     return f"{years[0]}-{years[-1]}"
 
 
-def backtest_document(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
+def backtest_document(scores_by_year: Mapping[int, pd.DataFrame], states: pd.DataFrame) -> str:
     """docs/generated/real_backtest.md from each backtest year's ``YearBacktest.scores``."""
     level = f"{GAIN_LEVEL:.0%}"
     pooled = [
@@ -112,6 +121,14 @@ def backtest_document(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
             "final forecasts of the same year:",
             "",
             published_comparison_markdown(scores_by_year),
+            "",
+            f"## Calibration of the state probabilities, {_years(BACKTEST_YEARS)} pooled",
+            "",
+            "Every state of every backtest year, binned by the forecaster's win probability for the Democrat:",
+            "the mean forecast, how often the Democrat carried those states, and how many states the bin holds",
+            "(`backtest_summary` draws the same table as `state_calibration.png`):",
+            "",
+            state_calibration_markdown(state_calibration(states)),
             "",
         ]
     )
@@ -165,7 +182,9 @@ def main() -> None:
     by_year = inputs.features_by_year()
     variants = load_variants()
     GENERATED.mkdir(parents=True, exist_ok=True)
-    BACKTEST_FILE.write_text(backtest_document(backtest_scores(inputs, by_year)))
+    results = backtests(inputs, by_year)
+    scores = {year: result.scores for year, result in results.items()}
+    BACKTEST_FILE.write_text(backtest_document(scores, state_forecasts(inputs, results)))
     VARIANTS_FILE.write_text(
         variants_document(variants.backtest_rows(by_year), variants.walk_forward_inside_training(by_year))
     )

@@ -19,11 +19,14 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def table_output(frame: pd.DataFrame, metadata: dict | None = None) -> dg.Output[pd.DataFrame]:
+def table_output(
+    frame: pd.DataFrame, metadata: dict | None = None, output_name: str = "result"
+) -> dg.Output[pd.DataFrame]:
     """Output a table with its fingerprint as data version and the metadata every table carries."""
     version = fingerprint(frame)
     return dg.Output(
         frame,
+        output_name=output_name,
         data_version=dg.DataVersion(version),
         metadata={
             "rows": len(frame),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from election_assets.real.evaluation import (
+    CALIBRATION_BINS,
     StateSimulation,
     calibration_table,
     score,
@@ -86,6 +87,14 @@ class YearBacktest:
 
     def scores_for(self, model: str) -> dict[str, float]:
         return self.scores.loc[model].dropna().to_dict()
+
+    def states(self, actual_share: pd.Series) -> pd.DataFrame:
+        """One row per state: the forecaster's simulated win probability and expected share, and the result."""
+        frame = pd.concat([self.simulation.win_probability, self.simulation.expected_share], axis=1)
+        frame = frame.rename_axis("state_po").reset_index().assign(year=self.year)
+        frame["outcome_dem_share"] = frame["state_po"].map(actual_share)
+        frame["outcome_dem_win"] = (frame["outcome_dem_share"] > 0.5).astype(int)
+        return frame
 
 
 def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state_shares: pd.Series) -> YearBacktest:
@@ -211,4 +220,21 @@ def published_comparison_markdown(scores_by_year: Mapping[int, pd.DataFrame]) ->
                 f"| {year} | {ours['state_brier']:.4f} | {int(ours['states_right'])}/51 | {published.name} | "
                 f"{published.state_brier:.4f} | {right} |"
             )
+    return "\n".join(lines)
+
+
+def state_calibration(states: pd.DataFrame) -> pd.DataFrame:
+    """The forecaster's state win probabilities against how often the Democrat carried those states, in equal-width
+    bins with the number of states in each (``YearBacktest.states`` of several years, concatenated)."""
+    return calibration_table(states["p_candidate_a"].to_numpy(), states["outcome_dem_win"].to_numpy())
+
+
+def state_calibration_markdown(table: pd.DataFrame) -> str:
+    lines = ["| forecast bin | mean forecast | observed | states |", "|---|---|---|---|"]
+    for bin_index, row in table.iterrows():
+        low = bin_index / CALIBRATION_BINS
+        lines.append(
+            f"| {low:.1f}-{low + 1 / CALIBRATION_BINS:.1f} | {row['forecast']:.3f} | {row['observed']:.3f} | "
+            f"{int(row['count'])} |"
+        )
     return "\n".join(lines)

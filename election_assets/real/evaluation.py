@@ -60,18 +60,18 @@ CALIBRATION_BINS = 10
 
 
 def calibration_table(probability: np.ndarray, won: np.ndarray) -> pd.DataFrame:
-    """Mean forecast, observed frequency and number of counties in equal-width probability bins."""
+    """Mean forecast, observed frequency and number of units (``count``) in equal-width probability bins."""
     bins = CALIBRATION_BINS
     bin_index = np.minimum((probability * bins).astype(int), bins - 1)
     table = pd.DataFrame({"bin": bin_index, "forecast": probability, "observed": won})
     return table.groupby("bin").agg(
-        forecast=("forecast", "mean"), observed=("observed", "mean"), counties=("observed", "size")
+        forecast=("forecast", "mean"), observed=("observed", "mean"), count=("observed", "size")
     )
 
 
-def calibration_png(curves: dict[str, pd.DataFrame], title: str) -> bytes:
-    """Reliability curves above, and below them how many counties each bin holds (a point resting on a handful of
-    counties says little), one bar per model."""
+def calibration_png(curves: dict[str, pd.DataFrame], title: str, unit: str = "county") -> bytes:
+    """Reliability curves above, and below them how many units (counties, or states) each bin holds (a point resting
+    on a handful of them says little), one bar per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,11 +85,11 @@ def calibration_png(curves: dict[str, pd.DataFrame], title: str) -> bytes:
     for offset, (name, table) in enumerate(curves.items()):
         (line,) = axes.plot(table["forecast"], table["observed"], marker="o", label=name)
         centres = (table.index.to_numpy() + 0.5) / CALIBRATION_BINS + (offset - (len(curves) - 1) / 2) * width
-        bars = counts.bar(centres, table["counties"], width=width, color=line.get_color())
+        bars = counts.bar(centres, table["count"], width=width, color=line.get_color())
         counts.bar_label(bars, fontsize=6, rotation=90, padding=2)
     axes.set(ylabel="observed frequency", title=title)
     axes.legend(loc="upper left")
-    counts.set(xlabel="forecast P(Democrat carries county)", ylabel="counties per bin", yscale="log", xlim=(0, 1))
+    counts.set(xlabel=f"forecast P(Democrat carries {unit})", ylabel="per bin", yscale="log", xlim=(0, 1))
     counts.set_ylim(bottom=1, top=counts.get_ylim()[1] * 8)  # room for the labels above the tallest bar
     buffer = BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")

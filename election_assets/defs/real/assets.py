@@ -39,6 +39,8 @@ from election_assets.real.backtest import (
     format_gain,
     pooled_vote_weighted_gain,
     published_comparison_markdown,
+    state_calibration,
+    state_calibration_markdown,
     training_rows,
 )
 from election_assets.real.campaign import (
@@ -123,12 +125,25 @@ def election_features(
     )
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name=GROUP,
-    code_version=CODE_VERSION,
     partitions_def=BACKTEST_YEAR_PARTITIONS,
     ins={"features_by_year": ALL_ELECTIONS},
-    kinds={"xgboost", "mlflow"},
+    outs={
+        "walk_forward_backtest": dg.AssetOut(
+            code_version=CODE_VERSION,
+            kinds={"xgboost", "mlflow"},
+            description="Train on the elections before the partition's year, forecast that year as of the day "
+            "before it, score the forecaster beside persistence and a previous-margin logistic regression. Logged "
+            "to MLflow as one run per year.",
+        ),
+        "backtest_state_forecasts": dg.AssetOut(
+            code_version=CODE_VERSION,
+            kinds={"pandas"},
+            description="The same backtest aggregated to states: each state's simulated win probability and "
+            "expected share beside its result (the state-level calibration pools them).",
+        ),
+    },
 )
 def walk_forward_backtest(
     context: dg.AssetExecutionContext,
@@ -137,11 +152,10 @@ def walk_forward_backtest(
     polls: pd.DataFrame,
     storage: ProjectStorage,
     mlflow_registry: MlflowRegistry,
-) -> dg.Output[pd.DataFrame]:
-    """Train on the elections before the partition's year, forecast that year, score the forecaster beside
-    persistence and a previous-margin logistic regression. Logged to MLflow as one run per year."""
+):
     year = int(context.partition_key)
-    result = backtest_year(_by_year(features_by_year), year, state_shares(state_returns, year))
+    actual = state_shares(state_returns, year)
+    result = backtest_year(_by_year(features_by_year), year, actual)
     context.log.info(f"backtest {year}: trained on {list(result.training_years)}")
     png = calibration_png(result.calibration, f"Calibration, {year} counties")
     directory = storage.reports_path("real", "backtest", str(year))
@@ -166,8 +180,10 @@ def walk_forward_backtest(
             mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
         mlflow.log_artifact(str(directory / "calibration.png"))
     scores = result.scores.rename_axis("model").reset_index().assign(year=year)
-    return dg.Output(
+    yield table_output(result.states(actual), {"election_year": year}, output_name="backtest_state_forecasts")
+    yield dg.Output(
         scores,
+        output_name="walk_forward_backtest",
         metadata={
             "scores": dg.MetadataValue.md(backtest_markdown({year: result.scores})),
             "calibration": _png_markdown(png, f"calibration {year}"),
@@ -182,11 +198,15 @@ def walk_forward_backtest(
 
 @dg.asset(group_name=GROUP, code_version=CODE_VERSION, kinds={"pandas"})
 def backtest_summary(
-    context: dg.AssetExecutionContext, walk_forward_backtest: dict[str, pd.DataFrame], storage: ProjectStorage
+    context: dg.AssetExecutionContext,
+    walk_forward_backtest: dict[str, pd.DataFrame],
+    backtest_state_forecasts: dict[str, pd.DataFrame],
+    storage: ProjectStorage,
 ) -> dg.MaterializeResult:
     """Every backtest year in one table (the one docs/generated/real_backtest.md shows), whether the forecaster
-    beat both baselines each year, and its vote-weighted accuracy gain over persistence on all the votes of the
-    backtest years together."""
+    beat both baselines each year, its vote-weighted accuracy gain over persistence on all the votes of the
+    backtest years together, its state calls beside the published forecasts, and the calibration of its state
+    probabilities pooled over the years (table and plot with the states in each bin)."""
     scores_by_year = {
         int(year): frame.drop(columns="year").set_index("model") for year, frame in walk_forward_backtest.items()
     }
@@ -198,6 +218,10 @@ def backtest_summary(
     (directory / "backtest.md").write_text(table + "\n")
     summary = {"beats_baselines": verdicts, "pooled_vote_weighted_gain": {"years": years, **pooled}}
     (directory / "backtest.json").write_text(json.dumps(summary, indent=2) + "\n")
+    calibration = state_calibration(pd.concat(backtest_state_forecasts.values(), ignore_index=True))
+    label = f"{years[0]}-{years[-1]}"
+    png = calibration_png({FORECASTER: calibration}, f"State calibration, {label} pooled", unit="state")
+    (directory / "state_calibration.png").write_bytes(png)
     context.log.info("\n" + table)
     context.log.info(
         f"vote-weighted accuracy gain over persistence, {years[0]}-{years[-1]} pooled: {format_gain(pooled)}"
@@ -208,6 +232,9 @@ def backtest_summary(
             "beside_published_forecasts": dg.MetadataValue.md(published_comparison_markdown(scores_by_year)),
             "beats_baselines": verdicts,
             "pooled_vote_weighted_gain": summary["pooled_vote_weighted_gain"],
+            "state_calibration": dg.MetadataValue.md(state_calibration_markdown(calibration)),
+            "state_calibration_plot": _png_markdown(png, f"state calibration {label}"),
+            "state_calibration_png": dg.MetadataValue.path(str(directory / "state_calibration.png")),
             "path": dg.MetadataValue.path(str(directory / "backtest.md")),
         }
     )
