@@ -41,25 +41,8 @@ def test_corrupt_raw_file_fails_the_blocking_check_and_nothing_downstream_materi
     assert frame.loc[7, "region_id"] in message  # example rows are named by region id
 
 
-def test_a_missing_column_is_named_as_missing(sandbox, tmp_path):
-    path = tmp_path / "no_urban_ratio.csv"
-    generate_regions(200, seed=2).drop(columns="urban_ratio").to_csv(path, index=False)
-    result = run_assets(
-        sandbox,
-        run_config={"ops": {"raw_regions": {"config": {"source_path": str(path)}}}},
-        selection=["raw_regions"],
-        raise_on_error=False,
-    )
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "raw_regions_schema"]
-    assert not evaluation.passed
-    assert "column 'urban_ratio' is missing" in evaluation.description
-    assert "row ?" not in evaluation.description
-
-
-def test_an_implausibly_large_number_fails_the_range_rule(sandbox, tmp_path):
-    frame = generate_regions(200, seed=3)
-    frame.loc[4, "population"] = 2**70
-    path = tmp_path / "huge.csv"
+def _raw_check(sandbox, frame, path):
+    """The raw_regions schema check's evaluation of ``frame``, fed to the pipeline as the file ``path``."""
     frame.to_csv(path, index=False)
     result = run_assets(
         sandbox,
@@ -68,6 +51,21 @@ def test_an_implausibly_large_number_fails_the_range_rule(sandbox, tmp_path):
         raise_on_error=False,
     )
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "raw_regions_schema"]
+    return evaluation
+
+
+def test_a_missing_column_is_named_as_missing(sandbox, tmp_path):
+    frame = generate_regions(200, seed=2).drop(columns="urban_ratio")
+    evaluation = _raw_check(sandbox, frame, tmp_path / "no_urban_ratio.csv")
+    assert not evaluation.passed
+    assert "column 'urban_ratio' is missing" in evaluation.description
+    assert "row ?" not in evaluation.description
+
+
+def test_an_implausibly_large_number_fails_the_range_rule(sandbox, tmp_path):
+    frame = generate_regions(200, seed=3)
+    frame.loc[4, "population"] = 2**70
+    evaluation = _raw_check(sandbox, frame, tmp_path / "huge.csv")
     assert "column 'population' failed rule 'range(> 0 and <= 5e+07)'" in evaluation.description
 
 
