@@ -305,3 +305,15 @@ def test_the_feed_is_wired_into_the_code_location(feed):
     assert {key.to_user_string() for key in timeline_job.asset_layer.selected_asset_keys} == {"campaign_timeline"}
     ingest = definitions.resolve_job_def("polls_inbox_ingest")
     assert {key.to_user_string() for key in ingest.asset_layer.selected_asset_keys} == {"raw_polls_inbox", "polls"}
+
+
+def test_the_docs_example_file_is_ingested(tmp_path, shipped):
+    """The file docs/real-mode.md tells a user to drop passes the check and adds its three 2024 polls."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "real-mode.md").read_text()
+    block = text.split("## Polls feed", 1)[1].split("```csv\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "polls_late_october.csv").write_text("\n".join(line.strip() for line in block.splitlines()) + "\n")
+    raw = read_polls_inbox(tmp_path)
+    assert validate_inbox(raw, schemas.RAW_POLLS_INBOX).passed
+    tidy = tidy_polls(*(shipped[name] for name in SHIPPED_POLLS), schemas.typed_inbox(raw))
+    mine = tidy.frame[tidy.frame["source"] == "inbox"]
+    assert sorted(mine["geography"]) == ["MI", "PA", "US"] and set(mine["year"]) == {2024}
