@@ -53,7 +53,12 @@ def test_schedules_select_the_right_slices_of_the_graph(definitions):
     assert _selected(definitions, "drift_check") == {"current_regions", "cleaned_current_regions", "drift_report"}
     assert _selected(definitions, "retrain_on_drift") == set(TRAINING_ASSETS) | {"batch_predictions", "drift_report"}
     sensors = {sensor.name: sensor for sensor in definitions.sensors}
-    assert set(sensors) == {"drift_retraining_sensor", "dead_run_sensor"}
+    assert set(sensors) == {
+        "drift_retraining_sensor",
+        "dead_run_sensor",
+        "polls_inbox_sensor",
+        "polls_inbox_forecast_sensor",
+    }
     assert sensors["drift_retraining_sensor"].job_name == "retrain_on_drift"
 
 
