@@ -17,6 +17,7 @@ from election_assets.real.backtest import BACKTEST_YEARS, format_gain
 from election_assets.real.campaign import CAMPAIGN_END
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
 from election_assets.settings import PipelineSettings
+from election_assets.summary import mlflow_browsing
 
 STEPS: tuple[tuple[str, tuple[object, ...] | None], ...] = (
     ("real_ingest", None),
@@ -61,6 +62,7 @@ def render(settings: PipelineSettings) -> str:
             f"Timeline       : {real}/timeline_{NEXT_ELECTION}.png and .csv (the forecast of every campaign day)",
             f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",
+            *mlflow_browsing(settings.mlflow_tracking_uri, f"{settings.mlflow_experiment}-real"),
             "Dagster UI     : make ui, then open http://127.0.0.1:3000 (groups real_ingest and real)",
         ]
     )

@@ -9,6 +9,23 @@ from election_assets.core.model_store import ModelStore, ModelStoreError
 from election_assets.core.paths import drift_summary_path
 from election_assets.settings import PipelineSettings
 
+# MLflow 3's UI opens every experiment in its GenAI view unless the link asks for the model-training one (the choice
+# is the browser's, not the experiment's): the summaries print links that ask for it.
+MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def mlflow_browsing(tracking_uri: str, experiment: str) -> list[str]:
+    """How to open an experiment's runs in the MLflow UI, as summary lines."""
+    from mlflow.tracking import MlflowClient  # ~4 s of imports: only when a summary is printed
+
+    found = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
+    lines = [f"  browse it    : .venv/bin/mlflow ui --backend-store-uri {tracking_uri}"]
+    if found is not None:
+        lines.append(
+            f"  then open    : {MLFLOW_UI}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+        )
+    return lines
+
 
 def render(settings: PipelineSettings) -> str:
     store = ModelStore(settings.model_store_dir)
@@ -33,7 +50,7 @@ def render(settings: PipelineSettings) -> str:
         run = manifest.source_run
         lines.append(f"  MLflow       : {run.registered_model} version {run.registered_version} (alias champion)")
     lines.append(f"MLflow store   : {settings.mlflow_tracking_uri}")
-    lines.append(f"  browse it    : .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
+    lines += mlflow_browsing(settings.mlflow_tracking_uri, settings.mlflow_experiment)
     drift = drift_summary_path(settings.reports_dir)
     if drift.is_file():
         summary = json.loads(drift.read_text())

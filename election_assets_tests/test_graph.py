@@ -20,6 +20,7 @@ from election_assets.core.paths import drift_summary_path
 from election_assets.core.schema import INPUT_FIELD_NAMES
 from election_assets.core.synthetic import BayesMetrics, generate_regions, label_probability
 from election_assets.modelling.candidates import CANDIDATES, METRIC_NAMES
+from election_assets.summary import render
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,8 +120,11 @@ def test_mlflow_has_one_run_per_candidate_with_params_metrics_and_a_model(run, m
     settings = run.sandbox.settings()
     client = MlflowClient(settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(settings.mlflow_experiment)
-    # MLflow 3's UI opens an experiment on its runs (not its GenAI traces view) only with this tag.
+    # Marked as a model-training experiment; MLflow 3's UI still opens its GenAI view unless the link asks for the
+    # model-training one, so make demo's summary prints such a link.
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    link = f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert link in render(settings)
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.candidate != ''")
     assert sorted(r.data.tags["candidate"] for r in runs) == sorted(spec.name for spec in CANDIDATES)
     search_spaces = {spec.name: spec.search_space for spec in CANDIDATES}

@@ -73,6 +73,7 @@ def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     experiment = mlflow.get_experiment_by_name(f"{settings.mlflow_experiment}-real")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning" in render(settings)
     runs = mlflow.search_runs(experiment_names=[experiment.name])
     names = set(runs["tags.mlflow.runName"])
     assert names == {f"backtest-{year}" for year in BACKTEST_YEARS} | {f"forecast-{NEXT_ELECTION}-as-of-{CAMPAIGN_END}"}
