@@ -8,12 +8,15 @@ INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT ?= 8000
 UI_PORT ?= 3000
+# make replay: the election to replay and the messages per second (0: as fast as possible).
+YEAR ?= 2020
+SPEED ?= 200
 
 # What `make lint` checks: the packages, the test folders, benchmarks, scripts and the root conftest.py.
 LINT_PATHS := election_assets election_api election_assets_tests election_api_tests deployment_tests benchmarks \
 	scripts conftest.py
 
-.PHONY: install help demo real test quick ui serve serve-real lint clean
+.PHONY: install help demo real replay test quick ui serve serve-real lint clean
 
 # `make` alone is `make install`. Every target below documents itself in one `## target: description` line, which
 # `make help` lists.
@@ -46,6 +49,10 @@ demo: install
 ## real: materialize the real-mode graph (ingest, walk-forward backtest, next-election forecast), print the results
 real: install
 	$(BIN)/python -m election_assets.real_mode
+
+## replay: publish a past election night's county results to NATS JetStream (YEAR=2008..2020, SPEED msgs/s, 0=max)
+replay: install
+	$(BIN)/python -m election_assets.live.replay --year $(YEAR) --speed $(SPEED)
 
 ## test: run the whole test suite (the fast unit tests, the whole-graph tests and deployment_tests/)
 test: install

@@ -8,6 +8,7 @@ schedules) and by the CLI entry points; no asset or sensor reads the environment
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,11 @@ class PipelineSettings:
     real_data_dir: Path
     # The polls feed: every CSV dropped here is ingested and re-forecasts the campaign (docs/real-mode.md).
     polls_inbox_dir: Path
+    # Election night (docs/real-mode.md): the NATS server, and the JetStream stream of county results, whose subjects
+    # are <results_subject_prefix>.<year>.<state_po>.
+    nats_url: str
+    results_stream: str
+    results_subject_prefix: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -98,6 +104,27 @@ class PipelineSettings:
             registered_model_name=env_word(env, "ELECTION_REGISTERED_MODEL", "election-winner"),
             real_data_dir=env_path(env, "ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
             polls_inbox_dir=env_path(env, "ELECTION_POLLS_INBOX", paths.data_dir / "polls_inbox"),
+            nats_url=env_text(
+                env,
+                "ELECTION_NATS_URL",
+                "nats://127.0.0.1:4222",
+                lambda value: re.fullmatch(r"(nats|tls)://\S+", value) is not None,
+                "a NATS URL such as nats://127.0.0.1:4222",
+            ),
+            results_stream=env_text(
+                env,
+                "ELECTION_RESULTS_STREAM",
+                "ELECTION_RESULTS",
+                lambda value: re.fullmatch(r"[A-Za-z0-9_-]+", value) is not None,
+                "a JetStream stream name (letters, digits, _ and -)",
+            ),
+            results_subject_prefix=env_text(
+                env,
+                "ELECTION_RESULTS_SUBJECT_PREFIX",
+                "results",
+                lambda value: re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", value) is not None,
+                "NATS subject tokens separated by dots, without wildcards (for example results)",
+            ),
         )
 
     # The paths are read through ``paths``; these name the ones the CLI summaries and the tests use most.
