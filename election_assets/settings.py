@@ -8,12 +8,11 @@ schedules) and by the CLI entry points; no asset or sensor reads the environment
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from election_assets.core.env import SettingsError, env_number, env_path, env_text, env_word
+from election_assets.core.env import SettingsError, env_matching, env_number, env_path, env_text, env_word
 from election_assets.core.paths import StorePaths
 from election_assets.real.sources import SHIPPED_REAL_DATA_DIR
 
@@ -104,25 +103,25 @@ class PipelineSettings:
             registered_model_name=env_word(env, "ELECTION_REGISTERED_MODEL", "election-winner"),
             real_data_dir=env_path(env, "ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
             polls_inbox_dir=env_path(env, "ELECTION_POLLS_INBOX", paths.data_dir / "polls_inbox"),
-            nats_url=env_text(
+            nats_url=env_matching(
                 env,
                 "ELECTION_NATS_URL",
                 "nats://127.0.0.1:4222",
-                lambda value: re.fullmatch(r"(nats|tls)://\S+", value) is not None,
+                r"(nats|tls)://\S+",
                 "a NATS URL such as nats://127.0.0.1:4222",
             ),
-            results_stream=env_text(
+            results_stream=env_matching(
                 env,
                 "ELECTION_RESULTS_STREAM",
                 "ELECTION_RESULTS",
-                lambda value: re.fullmatch(r"[A-Za-z0-9_-]+", value) is not None,
+                r"[A-Za-z0-9_-]+",
                 "a JetStream stream name (letters, digits, _ and -)",
             ),
-            results_subject_prefix=env_text(
+            results_subject_prefix=env_matching(
                 env,
                 "ELECTION_RESULTS_SUBJECT_PREFIX",
                 "results",
-                lambda value: re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", value) is not None,
+                r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*",
                 "NATS subject tokens separated by dots, without wildcards (for example results)",
             ),
         )

@@ -15,6 +15,7 @@ from election_assets.defs.real import inbox
 from election_assets.defs.real_ingest import assets as real_ingest
 from election_assets.defs.real_ingest.assets import validate_inbox
 from election_assets.real import schemas
+from election_assets.real.campaign import campaign_day_of
 from election_assets.real.polls import InboxFormatError, read_polls_inbox, tidy_polls
 from election_assets.real.sources import SHIPPED_REAL_DATA_DIR, SOURCE_FILES, read_source
 from election_assets_tests.helpers import project_resources
@@ -64,11 +65,11 @@ def after_the_election(monkeypatch):
 # --- Today's partition ----------------------------------------------------------------------------------------
 
 
-def test_forecast_day_is_today_clamped_into_the_campaign():
-    assert inbox.forecast_day(date(2024, 9, 15)) == date(2024, 9, 15)
-    assert inbox.forecast_day(date(2024, 3, 1)) == date(2024, 8, 1)
-    assert inbox.forecast_day(date(2024, 11, 5)) == date(2024, 11, 4)
-    assert inbox.forecast_day(date(2026, 1, 1)) == date(2024, 11, 4)
+def test_the_campaign_day_of_a_date_is_the_date_clamped_into_the_campaign():
+    assert campaign_day_of(date(2024, 9, 15)) == date(2024, 9, 15)
+    assert campaign_day_of(date(2024, 3, 1)) == date(2024, 8, 1)
+    assert campaign_day_of(date(2024, 11, 5)) == date(2024, 11, 4)
+    assert campaign_day_of(date(2026, 1, 1)) == date(2024, 11, 4)
 
 
 # --- The inbox sensor -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ so the API can import it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def env_text(
     if valid is not None and not valid(value):
         raise SettingsError(f"{variable}={value!r} must be {expected}")
     return value
+
+
+def env_matching(env: Mapping[str, str], variable: str, default: str, pattern: str, expected: str) -> str:
+    """A string the whole of which matches the regular expression ``pattern``, or ``default``."""
+    return env_text(env, variable, default, lambda value: re.fullmatch(pattern, value) is not None, expected)
 
 
 def env_optional_text(env: Mapping[str, str], variable: str) -> str | None:

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from election_assets.defs.tags import RUN_TAG_PREFIX
 from election_assets.processes import ProcessIdentity
 
 # Run tags naming the process that executes the run.
-PROCESS_TAGS = {"host": "election/process_host", "pid": "election/process_pid", "started": "election/process_started"}
+PROCESS_TAGS = {name: f"{RUN_TAG_PREFIX}process_{name}" for name in ("host", "pid", "started")}
 
 
 def process_tags(identity: ProcessIdentity) -> dict[str, str]:

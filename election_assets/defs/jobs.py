@@ -6,6 +6,8 @@ Jobs that train carry dagster-mlflow's hook, which closes the MLflow parent run 
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
+from election_assets.defs.tags import RUN_TAG_PREFIX
+
 # Real mode (real_ingest and the real-mode graph built on it) has jobs of its own; the main job stays synthetic.
 SYNTHETIC = dg.AssetSelection.all() - dg.AssetSelection.groups("real_ingest", "real")
 TRAINING = dg.AssetSelection.assets("champion_model").upstream()
@@ -15,8 +17,9 @@ DRIFT_CHECK = dg.AssetSelection.assets("drift_report").upstream() - TRAINING
 # champion it leaves in place, so one run closes the loop the drift report opened (or keeps it open when the
 # challenger lost and the old model still serves).
 RETRAINING = TRAINING | dg.AssetSelection.assets("batch_predictions", "drift_report")
-# Jobs that may promote a champion; the production run queue lets one of them run at a time (dagster.prod.yaml).
-TRAINS_CHAMPION = {"election/trains_champion": "true"}
+# Jobs that may promote a champion; the production run queue lets one of them run at a time
+# (instance/dagster.prod.yaml).
+TRAINS_CHAMPION = {f"{RUN_TAG_PREFIX}trains_champion": "true"}
 
 election_pipeline = dg.define_asset_job(
     "election_pipeline",

@@ -30,6 +30,11 @@ INTERVAL_80 = (10, 90)
 INTERVAL_90 = (5, 95)
 
 
+def campaign_day_of(day: date) -> date:
+    """The campaign day whose forecast a poll arriving on ``day`` changes: ``day`` clamped into the campaign."""
+    return min(max(day, CAMPAIGN_START), CAMPAIGN_END)
+
+
 def campaign_days(start: date = CAMPAIGN_START, end: date = CAMPAIGN_END) -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 

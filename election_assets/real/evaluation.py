@@ -81,7 +81,7 @@ def calibration_png(curves: dict[str, pd.DataFrame], title: str, unit: str = "co
         2, 1, figsize=(5.5, 7), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
     )
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
-    width = 0.1 / (len(curves) + 1)
+    width = 1 / CALIBRATION_BINS / (len(curves) + 1)
     for offset, (name, table) in enumerate(curves.items()):
         (line,) = axes.plot(table["forecast"], table["observed"], marker="o", label=name)
         centres = (table.index.to_numpy() + 0.5) / CALIBRATION_BINS + (offset - (len(curves) - 1) / 2) * width

@@ -19,8 +19,8 @@ from election_assets.core.model_store import ModelStoreError
 from election_assets.defs.automation.runs import fail_runs_whose_process_is_gone
 from election_assets.defs.jobs import TRAINS_CHAMPION, retraining_job
 from election_assets.defs.resources import ProjectStorage, RetrainingPolicy
+from election_assets.defs.tags import RUN_TAG_PREFIX
 
-TAG_PREFIX = "election/"
 CHAMPION = dg.AssetKey("champion_model")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -165,10 +165,10 @@ def drift_retraining_sensor(
         run_key=f"drift-report-{observation.report_id}",
         run_config=_history_config(context.instance),
         tags={
-            f"{TAG_PREFIX}trigger": "drift",
-            f"{TAG_PREFIX}drift_report_id": str(observation.report_id),
-            f"{TAG_PREFIX}drift_share": f"{observation.drift_share:.3f}",
-            f"{TAG_PREFIX}drifted_columns": ",".join(observation.drifted_columns)[:200],
-            f"{TAG_PREFIX}champion_before": champion_before,
+            f"{RUN_TAG_PREFIX}trigger": "drift",
+            f"{RUN_TAG_PREFIX}drift_report_id": str(observation.report_id),
+            f"{RUN_TAG_PREFIX}drift_share": f"{observation.drift_share:.3f}",
+            f"{RUN_TAG_PREFIX}drifted_columns": ",".join(observation.drifted_columns)[:200],
+            f"{RUN_TAG_PREFIX}champion_before": champion_before,
         },
     )

@@ -5,7 +5,7 @@
 checks) per content it has not settled yet, with the run key ``polls-inbox-<sha256>``: its cursor keeps the hashes
 it requested, so a daemon restart neither loses nor repeats a file, and a renamed copy of a file does not run again.
 Partitioned and unpartitioned assets cannot share a run, so ``polls_inbox_forecast_sensor`` chains the rest: when
-an ingest run succeeds it requests ``real_daily_forecast`` for the day the file arrived (``forecast_day``: today,
+an ingest run succeeds it requests ``real_daily_forecast`` for the day the file arrived (``campaign_day_of``: today,
 clamped into the campaign) and ``real_timeline``, with run keys from the ingest run's id. A file that fails its
 check fails the ingest run, which requests nothing: no forecast changes.
 """
@@ -23,13 +23,13 @@ import dagster as dg
 
 from election_assets.defs.real.jobs import real_daily_forecast, real_timeline
 from election_assets.defs.resources import ProjectStorage
-from election_assets.real.campaign import CAMPAIGN_END, CAMPAIGN_START
+from election_assets.defs.tags import RUN_TAG_PREFIX
+from election_assets.real.campaign import campaign_day_of
 from election_assets.real.polls import inbox_files
 
-TAG_PREFIX = "election/"
-FILE_TAG = f"{TAG_PREFIX}polls_inbox_file"
-HASH_TAG = f"{TAG_PREFIX}polls_inbox_sha256"
-DAY_TAG = f"{TAG_PREFIX}forecast_day"
+FILE_TAG = f"{RUN_TAG_PREFIX}polls_inbox_file"
+HASH_TAG = f"{RUN_TAG_PREFIX}polls_inbox_sha256"
+DAY_TAG = f"{RUN_TAG_PREFIX}forecast_day"
 # Hashes the cursor remembers besides those of the files in the inbox (which it always keeps): enough that a file
 # removed and dropped again later does not re-run, bounded so the cursor stays small. Run keys are a second guard.
 REMEMBERED_HASHES = 1000
@@ -46,11 +46,6 @@ polls_inbox_ingest = dg.define_asset_job(
 def today() -> date:
     """The date the sensors call today (tests replace it)."""
     return date.today()
-
-
-def forecast_day(day: date) -> date:
-    """The campaign day whose forecast a poll arriving on ``day`` changes: ``day`` clamped into the campaign."""
-    return min(max(day, CAMPAIGN_START), CAMPAIGN_END)
 
 
 def file_hash(path: Path) -> str:
@@ -110,7 +105,7 @@ def polls_inbox_sensor(context: dg.SensorEvaluationContext, storage: ProjectStor
     context.update_cursor(state.to_cursor())
     if not new:
         return dg.SkipReason(f"no new file in {storage.polls_inbox_dir}")
-    day = forecast_day(today()).isoformat()
+    day = campaign_day_of(today()).isoformat()
     for file in new:
         context.log.info(f"new polls file {file.path.name} ({file.sha256[:12]}): ingest, then forecast {day}")
     return [
@@ -127,8 +122,8 @@ def forecast_requests(run: dg.DagsterRun) -> list[dg.RunRequest]:
     arrived (its tag; a run launched by hand: today's, clamped) and the timeline; after anything else, nothing."""
     if run.status != dg.DagsterRunStatus.SUCCESS:
         return []
-    day = run.tags.get(DAY_TAG) or forecast_day(today()).isoformat()
-    tags = {f"{TAG_PREFIX}trigger": "polls_inbox", f"{TAG_PREFIX}ingest_run": run.run_id}
+    day = run.tags.get(DAY_TAG) or campaign_day_of(today()).isoformat()
+    tags = {f"{RUN_TAG_PREFIX}trigger": "polls_inbox", f"{RUN_TAG_PREFIX}ingest_run": run.run_id}
     if FILE_TAG in run.tags:
         tags[FILE_TAG] = run.tags[FILE_TAG]
     return [

@@ -39,6 +39,7 @@ from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B, INPUT_FIELD_NA
 from election_assets.core.synthetic import TRUE_PROBABILITY, BayesMetrics
 from election_assets.defs.lineage import fingerprint
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
+from election_assets.defs.tags import RUN_TAG_PREFIX
 from election_assets.modelling.candidates import (
     CANDIDATES,
     LOWER_IS_BETTER,
@@ -147,8 +148,6 @@ def build_candidate_asset(spec: CandidateSpec) -> dg.AssetsDefinition:
 candidate_assets = [build_candidate_asset(spec) for spec in CANDIDATES]
 
 
-# Run tags the drift sensor sets (trigger, drift share, champion before); recorded with the champion's decision.
-LOOP_TAG_PREFIX = "election/"
 # A staging directory untouched for this long belongs to a writer that died, not to one still running.
 STALE_STAGING_SECONDS = 3600
 
@@ -261,10 +260,9 @@ def champion_model(
     }
     if alias_restored_from is not None:
         metadata["champion_alias_restored_from"] = alias_restored_from
-    # The record of one loop: what triggered it, which champion it started from, and by how much it moved.
-    loop_tags = {
-        k.removeprefix(LOOP_TAG_PREFIX): v for k, v in context.run.tags.items() if k.startswith(LOOP_TAG_PREFIX)
-    }
+    # The record of one loop: what triggered it (the project's run tags: the drift sensor's trigger, drift share,
+    # champion before), which champion it started from, and by how much it moved.
+    loop_tags = {k.removeprefix(RUN_TAG_PREFIX): v for k, v in context.run.tags.items() if k.startswith(RUN_TAG_PREFIX)}
     metadata["trigger"] = loop_tags.get("trigger", "manual or scheduled")
     metadata["champion_before"] = incumbent["version"] if incumbent else "none"
     if incumbent is not None:
