@@ -143,27 +143,8 @@ class SwingForecaster:
         return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
 
-def national_poll_error(train: pd.DataFrame) -> float:
-    """Root mean square over the training years of the polls' national error: the vote-weighted mean, over states,
-    of each state's poll estimate minus its result. The polls of one year tend to miss every state the same way
-    (2016 and 2020 overstated the Democrat almost everywhere), which few walk-forward years can show."""
-    states = train.drop_duplicates(["year", "state_po"]).dropna(subset=["poll_dem_share"])
-    votes = train.groupby(["year", "state_po"])["outcome_two_party_votes"].sum()
-    states = states.assign(votes=votes.reindex(pd.MultiIndex.from_frame(states[["year", "state_po"]])).to_numpy())
-    error = (states["poll_dem_share"] - states["outcome_state_dem_share"]) * states["votes"]
-    by_year = error.groupby(states["year"]).sum() / states.groupby("year")["votes"].sum()
-    return float(np.sqrt(np.mean(by_year**2))) if len(by_year) else 0.0
-
-
 def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
-    walk_forward = walk_forward_noise(train)
-    # The polls' shared national miss is the forecast's national error, when it is larger than what the
-    # walk-forward residuals show.
-    noise = replace(
-        walk_forward,
-        national=max(walk_forward.national, national_poll_error(train)),
-        source=f"{walk_forward.source}; national part at least the polls' national error",
-    )
+    noise = walk_forward_noise(train)
     national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
         relative_swing=fit_relative_swing(train),
