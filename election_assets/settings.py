@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from election_assets.core.env import SettingsError, env_matching, env_number, env_path, env_text, env_word
+from election_assets.core.live import LiveSettings
 from election_assets.core.paths import StorePaths
 from election_assets.real.sources import SHIPPED_REAL_DATA_DIR
 
@@ -84,11 +85,8 @@ class PipelineSettings:
     real_data_dir: Path
     # The polls feed: every CSV dropped here is ingested and re-forecasts the campaign (docs/real-mode.md).
     polls_inbox_dir: Path
-    # Election night (docs/real-mode.md): the NATS server, and the JetStream stream of county results, whose subjects
-    # are <results_subject_prefix>.<year>.<state_po>.
-    nats_url: str
-    results_stream: str
-    results_subject_prefix: str
+    # Election night: NATS, the results stream, the live bucket, the call threshold (docs/election-night.md).
+    live: LiveSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -103,27 +101,7 @@ class PipelineSettings:
             registered_model_name=env_word(env, "ELECTION_REGISTERED_MODEL", "election-winner"),
             real_data_dir=env_path(env, "ELECTION_REAL_DATA_DIR", SHIPPED_REAL_DATA_DIR),
             polls_inbox_dir=env_path(env, "ELECTION_POLLS_INBOX", paths.data_dir / "polls_inbox"),
-            nats_url=env_matching(
-                env,
-                "ELECTION_NATS_URL",
-                "nats://127.0.0.1:4222",
-                r"(nats|tls)://\S+",
-                "a NATS URL such as nats://127.0.0.1:4222",
-            ),
-            results_stream=env_matching(
-                env,
-                "ELECTION_RESULTS_STREAM",
-                "ELECTION_RESULTS",
-                r"[A-Za-z0-9_-]+",
-                "a JetStream stream name (letters, digits, _ and -)",
-            ),
-            results_subject_prefix=env_matching(
-                env,
-                "ELECTION_RESULTS_SUBJECT_PREFIX",
-                "results",
-                r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*",
-                "NATS subject tokens separated by dots, without wildcards (for example results)",
-            ),
+            live=LiveSettings.from_env(env),
         )
 
     # The paths are read through ``paths``; these name the ones the CLI summaries and the tests use most.

@@ -11,6 +11,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
+from election_assets.core.live import LiveSettings
 from election_assets.live import stream
 from election_assets.live.replay import (
     POLL_CLOSING_ET,
@@ -154,26 +155,31 @@ def test_replay_rejects_a_year_without_returns(county_returns):
 
 
 def test_results_settings():
-    settings = PipelineSettings.from_env({})
-    assert (settings.nats_url, settings.results_stream, settings.results_subject_prefix) == (
+    live = PipelineSettings.from_env({}).live
+    assert (live.nats_url, live.results_stream, live.subject_prefix, live.live_bucket, live.call_probability) == (
         "nats://127.0.0.1:4222",
         "ELECTION_RESULTS",
         "results",
+        "election_live",
+        0.995,
     )
+    assert live.results_subject(2020, "PA") == "results.2020.PA"
     with pytest.raises(SettingsError, match="ELECTION_NATS_URL"):
         PipelineSettings.from_env({"ELECTION_NATS_URL": "127.0.0.1:4222"})
     with pytest.raises(SettingsError, match="ELECTION_RESULTS_SUBJECT_PREFIX"):
         PipelineSettings.from_env({"ELECTION_RESULTS_SUBJECT_PREFIX": "results.>"})
     with pytest.raises(SettingsError, match="ELECTION_RESULTS_STREAM"):
         PipelineSettings.from_env({"ELECTION_RESULTS_STREAM": "election.results"})
+    with pytest.raises(SettingsError, match="ELECTION_CALL_PROBABILITY"):
+        PipelineSettings.from_env({"ELECTION_CALL_PROBABILITY": "0.4"})
 
 
-async def _publish_and_read_back(messages: list[dict], stream_name: str, prefix: str) -> dict:
-    url = f"nats://{NATS_HOST}:{NATS_PORT}"
-    summary = await stream.replay_to_stream(messages, url=url, stream_name=stream_name, subject_prefix=prefix)
+async def _publish_and_read_back(messages: list[dict], settings: LiveSettings) -> dict:
+    stream_name, prefix = settings.results_stream, settings.subject_prefix
+    summary = await stream.replay_to_stream(messages, settings)
     # Publishing the same replay again stores nothing: every message id is already in the stream.
-    again = await stream.replay_to_stream(messages, url=url, stream_name=stream_name, subject_prefix=prefix)
-    client = await stream.connect(url)
+    again = await stream.replay_to_stream(messages, settings)
+    client = await stream.connect(settings.nats_url)
     try:
         js = client.jetstream()
         info = await js.stream_info(stream_name)
@@ -199,7 +205,10 @@ def test_a_small_state_replays_to_jetstream(county_returns):
     messages = replay_messages(county_returns[county_returns["state_po"] == SMALL_STATE], 2016)
     token = uuid.uuid4().hex[:12]
     stream_name, prefix = f"TEST_RESULTS_{token}", f"test_{token}.results"
-    result = asyncio.run(_publish_and_read_back(messages, stream_name, prefix))
+    settings = LiveSettings(
+        nats_url=f"nats://{NATS_HOST}:{NATS_PORT}", results_stream=stream_name, subject_prefix=prefix
+    )
+    result = asyncio.run(_publish_and_read_back(messages, settings))
 
     assert result["summary"].published == len(messages) and result["summary"].duplicates == 0
     assert result["again"].published == len(messages) and result["again"].duplicates == len(messages)

@@ -44,6 +44,18 @@ class StorePaths:
     def drift_summary(self) -> Path:
         return drift_summary_path(self.reports_dir)
 
+    @property
+    def live_prior_dir(self) -> Path:
+        """Election night's priors, one file per year (``live.prior``), written by Dagster, read by the updater."""
+        return self.data_dir / "live"
+
+    def live_prior(self, year: int) -> Path:
+        return self.live_prior_dir / f"prior_{year}.json"
+
+    def replay_summary(self, year: int) -> Path:
+        """What ``make live-demo`` writes after replaying ``year`` and the replay-scoring asset reads."""
+        return self.reports_dir / "live" / f"replay_{year}.json"
+
     def model_store_of(self, data_mode: str) -> Path:
         """The store a data mode's pipeline publishes to and its API serves from."""
         return self.real_model_store_dir if data_mode == REAL else self.model_store_dir

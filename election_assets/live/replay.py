@@ -196,20 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    live = settings.live
     messages = replay_messages(load_county_returns(settings.real_data_dir), args.year, args.seed)
     counties = len({message["county_fips"] for message in messages})
     pace = "as fast as possible" if args.speed == 0 else f"{args.speed:g} messages/s"
     print(
         f"Replaying {args.year}: {len(messages):,} messages from {counties:,} counties, {pace}, to stream "
-        f"{settings.results_stream} ({settings.results_subject_prefix}.{args.year}.<state>) on {settings.nats_url}"
+        f"{live.results_stream} ({live.results_subject(args.year, '<state>')}) on {live.nats_url}"
     )
     try:
         summary = asyncio.run(
             stream.replay_to_stream(
                 messages,
-                url=settings.nats_url,
-                stream_name=settings.results_stream,
-                subject_prefix=settings.results_subject_prefix,
+                live,
                 speed=args.speed,
                 progress=lambda line: print(f"  {line}", flush=True),
             )

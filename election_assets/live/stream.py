@@ -21,6 +21,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
+from election_assets.core.live import LiveSettings
+
 __all__ = [
     "DUPLICATE_WINDOW_SECONDS",
     "PublishSummary",
@@ -29,7 +31,6 @@ __all__ = [
     "ensure_stream",
     "publish_messages",
     "replay_to_stream",
-    "subject_for",
 ]
 
 # A replay published again within this window is stored once (JetStream's default window is two minutes).
@@ -64,10 +65,6 @@ class PublishSummary:
         )
 
 
-def subject_for(prefix: str, message: dict[str, Any]) -> str:
-    return f"{prefix}.{message['year']}.{message['state_po']}"
-
-
 async def connect(url: str, timeout: float = 2.0) -> Client:
     """A connection to NATS, or StreamUnavailable saying which URL did not answer."""
 
@@ -94,9 +91,10 @@ async def connect(url: str, timeout: float = 2.0) -> Client:
         ) from error
 
 
-async def ensure_stream(js: JetStreamContext, name: str, subject_prefix: str) -> None:
-    """Create the stream ``name`` on ``<subject_prefix>.>`` unless it exists; check an existing one holds them."""
-    subjects = [f"{subject_prefix}.>"]
+async def ensure_stream(js: JetStreamContext, settings: LiveSettings) -> None:
+    """Create the results stream on ``<subject_prefix>.>`` unless it exists; check an existing one holds them."""
+    name = settings.results_stream
+    subjects = [f"{settings.subject_prefix}.>"]
     try:
         info = await js.stream_info(name)
     except NotFoundError:
@@ -112,9 +110,8 @@ async def ensure_stream(js: JetStreamContext, name: str, subject_prefix: str) ->
 async def publish_messages(
     js: JetStreamContext,
     messages: Sequence[dict[str, Any]],
+    settings: LiveSettings,
     *,
-    stream_name: str,
-    subject_prefix: str,
     speed: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> PublishSummary:
@@ -134,9 +131,9 @@ async def publish_messages(
         payload = json.dumps(message, separators=(",", ":")).encode()
         acks.append(
             await js.publish_async(
-                subject_for(subject_prefix, message),
+                settings.results_subject(message["year"], message["state_po"]),
                 payload,
-                stream=stream_name,
+                stream=settings.results_stream,
                 headers={"Nats-Msg-Id": message["message_id"]},
             )
         )
@@ -148,7 +145,7 @@ async def publish_messages(
     seconds = time.perf_counter() - start
     stored = [ack.seq for ack in results if not ack.duplicate]
     return PublishSummary(
-        stream=stream_name,
+        stream=settings.results_stream,
         published=len(results),
         duplicates=sum(1 for ack in results if ack.duplicate),
         seconds=seconds,
@@ -159,20 +156,16 @@ async def publish_messages(
 
 async def replay_to_stream(
     messages: Sequence[dict[str, Any]],
+    settings: LiveSettings,
     *,
-    url: str,
-    stream_name: str,
-    subject_prefix: str,
     speed: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> PublishSummary:
     """Connect, make sure the stream exists, publish ``messages`` and close the connection."""
-    client = await connect(url)
+    client = await connect(settings.nats_url)
     try:
         js = client.jetstream()
-        await ensure_stream(js, stream_name, subject_prefix)
-        return await publish_messages(
-            js, messages, stream_name=stream_name, subject_prefix=subject_prefix, speed=speed, progress=progress
-        )
+        await ensure_stream(js, settings)
+        return await publish_messages(js, messages, settings, speed=speed, progress=progress)
     finally:
         await client.drain()
