@@ -2,11 +2,13 @@
 Kubernetes JSON schemas (kubernetes-validate, offline, strict), and the API workload carries the security and
 operability settings the deployment promises. Also checks the Dagster Helm values (k8s/dagster/values.yaml): the
 same security standard on the webserver, daemon, code server and run pods, and the same run pods as
-dagster.prod.yaml."""
+dagster.prod.yaml. Election night: the live updater's Deployment, the NATS Helm values (k8s/nats/values.yaml) and
+the NetworkPolicies between them (only the updater and the API reach NATS)."""
 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -75,6 +77,19 @@ def _pod_spec(doc: dict) -> dict:
 
 def _workloads(docs):
     return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+
+
+UPDATER = "election-live-updater"
+UPDATER_PORT = 9108
+# The NATS Helm release (k8s/nats/values.yaml) is installed as "nats": its server pods carry these labels (the
+# chart's selector labels), its client Service is "nats".
+NATS_RELEASE = "nats"
+NATS_POD = {
+    "app.kubernetes.io/name": "nats",
+    "app.kubernetes.io/instance": NATS_RELEASE,
+    "app.kubernetes.io/component": "nats",
+}
+NATS_CLIENT_PORT, NATS_CLUSTER_PORT, NATS_MONITOR_PORT, NATS_EXPORTER_PORT = 4222, 6222, 8222, 7777
 
 
 def _api(docs) -> tuple[dict, dict, dict]:
@@ -376,12 +391,14 @@ def test_network_policies(overlay):
         for peer in r.get("from", [])
     )
     assert {p["port"] for r in api_ingress for p in r.get("ports", [])} == {8000}
-    # The API has no egress beyond DNS: every egress rule that applies to its pods is port 53 only.
-    api_egress_ports = {
-        p["port"] for s in policies.values() if _selects_api(s) for r in s.get("egress", []) for p in r["ports"]
-    }
-    assert api_egress_ports == {53}
-    assert all(r.get("ports") for s in policies.values() if _selects_api(s) for r in s.get("egress", []))
+    # The API's egress: DNS, and NATS's client port (the /live/* routes read the key-value bucket) to the NATS server
+    # pods only; every egress rule that applies to its pods names its ports.
+    api_egress = [r for s in policies.values() if _selects_api(s) for r in s.get("egress", [])]
+    assert {p["port"] for r in api_egress for p in r["ports"]} == {53, NATS_CLIENT_PORT}
+    assert all(r.get("ports") for r in api_egress)
+    for rule in api_egress:
+        if any(p["port"] == NATS_CLIENT_PORT for p in rule["ports"]):
+            assert rule["to"] == [{"podSelector": {"matchLabels": NATS_POD}}], rule
 
 
 # -- Dagster Helm values -----------------------------------------------------------------------------------------
@@ -638,3 +655,353 @@ def test_network_policies_let_the_dagster_release_work(overlay):
     # The release's pods may send to 5432 (the egress side of the same connection).
     release_egress = [r for s in selecting(run_pod) for r in s.get("egress", [])]
     assert any({"protocol": "TCP", "port": 5432} in r.get("ports", []) for r in release_egress)
+
+
+# -- Election night: the live updater, NATS and the policies between them ---------------------------------------
+
+
+def _updater(docs) -> tuple[dict, dict, dict]:
+    deployment = _one(docs, "Deployment", UPDATER)
+    pod = _pod_spec(deployment)
+    (container,) = pod["containers"]
+    return deployment, pod, container
+
+
+def _config_maps(docs, container) -> dict[str, str]:
+    """Every setting a container takes from ConfigMaps (envFrom), later sources winning, then its own env values."""
+    settings: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        settings.update(_one(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    settings.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return settings
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_live_updater_deployment(overlay, dagster_values):
+    from election_assets.core.live import LiveSettings
+
+    docs = _docs(overlay)
+    deployment, pod, container = _updater(docs)
+    _, _, api_container = _api(docs)
+    # One updater (the estimate lives in its process; two would split the durable consumer), never two at once.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # The Dagster image at the code location's tag (the pipeline's libraries, which the API image must not hold, and
+    # the code version that writes the prior it reads), running the updater module instead of the code server.
+    (code,) = dagster_values["dagster-user-deployments"]["deployments"]
+    assert container["image"] == f"{code['image']['repository']}:{code['image']['tag']}"
+    assert container["image"] != api_container["image"]
+    assert container["command"] == ["python", "-m", "election_assets.live.updater"]
+    assert not container.get("args")
+    # Metrics on 9108, the port the probes use and the pod annotations tell Prometheus to scrape.
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": UPDATER_PORT}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        action = container[probe].get("httpGet") or container[probe]["tcpSocket"]
+        assert action["port"] in ("metrics", UPDATER_PORT), probe
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(UPDATER_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    # Settings: the NATS ones from the ConfigMap the API reads too; the prior from the data claim, read-only.
+    settings = _config_maps(docs, container)
+    assert settings["ELECTION_LIVE_METRICS_PORT"] == str(UPDATER_PORT)
+    assert settings["ELECTION_DATA_DIR"] == "/data"
+    assert 2000 <= int(settings["ELECTION_LIVE_YEAR"]) <= 2100
+    live = LiveSettings.from_env(settings)  # every value passes the settings' own checks
+    assert live.nats_url == f"nats://{NATS_RELEASE}:{NATS_CLIENT_PORT}"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/data"}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert mounts["/data"].get("readOnly") is True
+    assert volumes[mounts["/data"]["name"]]["persistentVolumeClaim"] == {"claimName": "election-data", "readOnly": True}
+    # Its own ServiceAccount, no token, no role.
+    assert pod["serviceAccountName"] == UPDATER
+    assert _one(docs, "ServiceAccount", UPDATER).get("automountServiceAccountToken") is False
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert all(subject.get("name") != UPDATER for subject in binding.get("subjects", []))
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_and_the_updater_share_the_live_settings(overlay):
+    """The API reads the bucket the updater writes, on the same NATS: both take the election-night settings from one
+    ConfigMap, and the API's own settings do not override them."""
+    from election_assets.core.live import LiveSettings
+
+    docs = _docs(overlay)
+    _, _, updater = _updater(docs)
+    _, _, api = _api(docs)
+    live_sources = [s["configMapRef"]["name"] for s in updater["envFrom"]]
+    assert len(live_sources) == 1 and live_sources[0].startswith("election-live-config-")
+    assert live_sources[0] in [s["configMapRef"]["name"] for s in api["envFrom"]]
+    live_keys = set(_one(docs, "ConfigMap", live_sources[0])["data"])
+    assert {"ELECTION_NATS_URL", "ELECTION_RESULTS_STREAM", "ELECTION_LIVE_BUCKET"} <= live_keys
+    assert not live_keys & set(_api_config(docs, api)), "the API's ConfigMap would shadow a live setting"
+    assert not live_keys & {e["name"] for e in updater.get("env", [])}
+    assert LiveSettings.from_env(_config_maps(docs, api)) == LiveSettings.from_env(_config_maps(docs, updater))
+
+
+# A small NetworkPolicy evaluator: which connections the rendered policies admit (podSelector, namespaceSelector
+# and their combination; ipBlock peers are not used here and never match).
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    if not labels.items() >= selector.get("matchLabels", {}).items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict, labels: dict, namespace: dict, own_namespace: dict) -> bool:
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer and not _matches(peer["namespaceSelector"], namespace):
+        return False
+    if "namespaceSelector" not in peer and namespace != own_namespace:
+        return False
+    return _matches(peer.get("podSelector", {}), labels)
+
+
+def _port_matches(rule: dict, port: int) -> bool:
+    return "ports" not in rule or any(
+        p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in rule["ports"]
+    )
+
+
+def _allowed(policies, direction: str, pod: dict, peer: dict, peer_namespace: dict, own: dict, port: int) -> bool:
+    """Whether the policies (all in the namespace `own`) let `pod` receive from (Ingress) or send to (Egress) `peer`
+    on TCP `port`. A pod no policy of that direction selects is not isolated."""
+    key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    selecting = [s for s in policies.values() if direction in s["policyTypes"] and _matches(s["podSelector"], pod)]
+    if not selecting:
+        return True
+    return any(
+        _port_matches(rule, port)
+        and (
+            "from" not in rule
+            and "to" not in rule
+            or any(_peer_matches(p, peer, peer_namespace, own) for p in rule[peers])
+        )
+        for s in selecting
+        for rule in s.get(key, [])
+    )
+
+
+def _connects(policies, src: dict, dst: dict, port: int, namespace: str, src_namespace: str | None = None) -> bool:
+    """Both ends agree: the source may send (if it lives in this namespace) and the destination may receive."""
+    own = {"kubernetes.io/metadata.name": namespace}
+    src_ns = {"kubernetes.io/metadata.name": src_namespace or namespace}
+    egress = src_ns != own or _allowed(policies, "Egress", src, dst, own, own, port)
+    return egress and _allowed(policies, "Ingress", dst, src, src_ns, own, port)
+
+
+API_POD = {"app.kubernetes.io/name": "election-api", "app.kubernetes.io/component": "api"}
+UPDATER_POD = {"app.kubernetes.io/name": UPDATER, "app.kubernetes.io/component": "live-updater"}
+OTHER_PODS = {
+    "dagster run pod": {"app.kubernetes.io/instance": "dagster", "app.kubernetes.io/component": "run_worker"},
+    "dagster postgresql": {"app": "postgresql", "release": "dagster", "role": "master"},
+    "nats-box": {
+        "app.kubernetes.io/name": "nats",
+        "app.kubernetes.io/instance": NATS_RELEASE,
+        "app.kubernetes.io/component": "nats-box",
+    },
+    "unlabelled pod": {},
+}
+
+
+def test_the_policy_evaluator():
+    """The evaluator the NATS tests rely on, on hand-made policies (default deny, a selector, a namespace peer)."""
+    deny = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    policies = {"deny": deny}
+    assert not _connects(policies, API_POD, NATS_POD, 4222, "ns")
+    policies["in"] = {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/component": "nats"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "election-api"}}}],
+                "ports": [{"protocol": "TCP", "port": 4222}],
+            }
+        ],
+    }
+    assert not _connects(policies, API_POD, NATS_POD, 4222, "ns")  # the API may not send yet
+    policies["out"] = {
+        "podSelector": {
+            "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["election-api"]}]
+        },
+        "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"protocol": "TCP", "port": 4222}]}],
+    }
+    assert _connects(policies, API_POD, NATS_POD, 4222, "ns")
+    assert not _connects(policies, API_POD, NATS_POD, 6222, "ns")
+    assert not _connects(policies, UPDATER_POD, NATS_POD, 4222, "ns")
+    assert not _connects(policies, API_POD, NATS_POD, 4222, "ns", src_namespace="elsewhere")  # pod peers are local
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_updater_and_the_api_reach_nats(overlay):
+    namespace = EXPECTED[overlay]["namespace"]
+    policies = _policies(_docs(overlay))
+    # The NATS servers are isolated both ways by policies of their own (not only by default deny).
+    nats = [s for s in policies.values() if s["podSelector"] and _matches(s["podSelector"], NATS_POD)]
+    assert nats and {"Ingress", "Egress"} <= {t for s in nats for t in s["policyTypes"]}
+    for client in (API_POD, UPDATER_POD):
+        assert _connects(policies, client, NATS_POD, NATS_CLIENT_PORT, namespace), client
+        for port in (NATS_CLUSTER_PORT, NATS_MONITOR_PORT, NATS_EXPORTER_PORT):
+            assert not _connects(policies, client, NATS_POD, port, namespace), (client, port)
+    for name, pod in OTHER_PODS.items():
+        assert not _connects(policies, pod, NATS_POD, NATS_CLIENT_PORT, namespace), name
+    for other_namespace in ("monitoring", "default", "election-elsewhere"):
+        for pod in (API_POD, UPDATER_POD, {}):
+            assert not _connects(policies, pod, NATS_POD, NATS_CLIENT_PORT, namespace, other_namespace)
+    # Rules that admit 4222 name their peers (no rule open to every source).
+    for spec in nats:
+        for rule in spec.get("ingress", []):
+            assert rule.get("from"), rule
+    # The servers route to each other (cluster, JetStream replication), and Prometheus reads their monitoring port
+    # and exporter.
+    assert _connects(policies, NATS_POD, NATS_POD, NATS_CLUSTER_PORT, namespace)
+    assert not _connects(policies, NATS_POD, NATS_POD, NATS_CLIENT_PORT + 1, namespace)
+    for port in (NATS_MONITOR_PORT, NATS_EXPORTER_PORT):
+        assert _connects(policies, {}, NATS_POD, port, namespace, src_namespace="monitoring")
+        assert not _connects(policies, API_POD, NATS_POD, port, namespace)
+    # NATS opens nothing but its routes (and DNS).
+    assert not _connects(policies, NATS_POD, API_POD, 8000, namespace)
+    assert not _connects(policies, NATS_POD, {}, 443, namespace)
+
+
+@needs_kustomize
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_updater_network_policy(overlay):
+    """The updater's metrics only from Prometheus's namespace; it sends only to NATS (and DNS)."""
+    namespace = EXPECTED[overlay]["namespace"]
+    policies = _policies(_docs(overlay))
+    assert _connects(policies, {}, UPDATER_POD, UPDATER_PORT, namespace, src_namespace="monitoring")
+    assert not _connects(policies, {}, UPDATER_POD, UPDATER_PORT + 1, namespace, src_namespace="monitoring")
+    assert not _connects(policies, API_POD, UPDATER_POD, UPDATER_PORT, namespace)
+    assert not _connects(policies, {}, UPDATER_POD, UPDATER_PORT, namespace, src_namespace="default")
+    for port in (443, 5432, 8000, NATS_CLUSTER_PORT):
+        assert not _connects(policies, UPDATER_POD, {}, port, namespace), port
+    assert not _connects(policies, UPDATER_POD, API_POD, 8000, namespace)
+    updater_egress = [
+        r
+        for s in policies.values()
+        if s["podSelector"] and _matches(s["podSelector"], UPDATER_POD)
+        for r in s.get("egress", [])
+    ]
+    assert updater_egress == [
+        {"to": [{"podSelector": {"matchLabels": NATS_POD}}], "ports": [{"protocol": "TCP", "port": NATS_CLIENT_PORT}]}
+    ]
+
+
+# -- NATS Helm values --------------------------------------------------------------------------------------------
+
+# Top-level keys of the nats chart's 1.x values (nats-io/k8s helm/charts/nats/values.yaml); the 0.x layout had
+# nats:, cluster:, exporter:, natsbox:, which 1.x ignores silently.
+NATS_CHART_KEYS = {
+    "global", "nameOverride", "fullnameOverride", "namespaceOverride", "config", "container", "reloader",
+    "promExporter", "service", "statefulSet", "podTemplate", "headlessService", "configMap", "ingress",
+    "podDisruptionBudget", "serviceAccount", "natsBox", "extraResources",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def nats_values() -> dict:
+    return yaml.safe_load((K8S_DIR / "nats" / "values.yaml").read_text())
+
+
+def _quantity(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]i)?", str(value)).groups()
+    return float(number) * 1024 ** {None: 0, "Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4}[unit]
+
+
+def test_nats_values_use_the_chart_layout(nats_values):
+    assert set(nats_values) <= NATS_CHART_KEYS, set(nats_values) - NATS_CHART_KEYS
+    assert not {"nats", "cluster", "exporter", "natsbox", "auth"} & set(nats_values)
+    # Release name "nats", so the Service and pod labels are the ones the manifests use.
+    assert "fullnameOverride" not in nats_values and "nameOverride" not in nats_values
+
+
+def test_nats_values_enable_jetstream_with_persistent_storage(nats_values):
+    config = nats_values["config"]
+    jetstream = config["jetstream"]
+    assert jetstream["enabled"] is True
+    store = jetstream["fileStore"]
+    assert store["enabled"] is True and store["dir"].startswith("/")
+    assert store["pvc"]["enabled"] is True
+    size = _quantity(store["pvc"]["size"])
+    assert size >= _quantity("5Gi")
+    # JetStream's file store limit below the claim (the chart uses the claim's size when maxSize is unset).
+    assert _quantity(store["maxSize"]) < size
+    assert jetstream.get("memoryStore", {}).get("enabled") is False
+    # A cluster JetStream can keep a quorum in: an odd number of servers, at least 3.
+    assert config["cluster"]["enabled"] is True
+    assert config["cluster"]["replicas"] >= 3 and config["cluster"]["replicas"] % 2 == 1
+    # Monitoring: the chart's probes need it; Prometheus reads the exporter on the port the policy admits.
+    assert config["monitor"] == {"enabled": True, "port": NATS_MONITOR_PORT}
+    assert nats_values["promExporter"]["enabled"] is True
+    assert nats_values["promExporter"]["port"] == NATS_EXPORTER_PORT
+    annotations = nats_values["podTemplate"]["merge"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(NATS_EXPORTER_PORT)
+    # nats-box would be one more client the NetworkPolicy does not admit.
+    assert nats_values["natsBox"]["enabled"] is False
+
+
+def test_nats_pods_are_bounded_and_unprivileged(nats_values):
+    """Requests and limits on every container of the server pod, no privilege, non-root; the merged settings are
+    real Kubernetes fields (validated as a pod, as the chart pastes them into its pod template)."""
+    import kubernetes_validate
+
+    containers = []
+    for name, key in (("nats", "container"), ("reloader", "reloader"), ("prom-exporter", "promExporter")):
+        merge = nats_values[key]["merge"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(merge["resources"][kind]), (key, kind)
+        sc = merge["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, key
+        assert sc.get("privileged") is not True, key
+        containers.append({"name": name, "image": "example.invalid/nats:1.0.0", **merge})
+    pod_sc = nats_values["podTemplate"]["merge"]["spec"]["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] not in (None, 0)
+    assert pod_sc["fsGroup"] not in (None, 0), "the JetStream claim must be writable by the non-root user"
+    assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nats-0", "annotations": nats_values["podTemplate"]["merge"]["metadata"]["annotations"]},
+        "spec": {"securityContext": pod_sc, "containers": containers},
+    }
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+    # GOMEMLIMIT below the server container's memory limit.
+    limit = _quantity(nats_values["container"]["merge"]["resources"]["limits"]["memory"])
+    assert _quantity(nats_values["container"]["env"]["GOMEMLIMIT"].replace("MiB", "Mi").replace("GiB", "Gi")) < limit
+
+
+def test_the_docs_install_nats_as_the_release_the_manifests_expect():
+    """docs/deployment.md installs the chart under the release name the NATS URL and the policies assume, with
+    these values."""
+    docs = (K8S_DIR.parent / "docs" / "deployment.md").read_text()
+    installs = re.findall(r"helm (?:upgrade --install|install) (\S+) nats/nats\b([^\n]*)", docs)
+    assert installs, "no helm install of nats/nats in docs/deployment.md"
+    for release, rest in installs:
+        assert release == NATS_RELEASE
+        assert "-f k8s/nats/values.yaml" in rest
