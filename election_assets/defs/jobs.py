@@ -8,8 +8,9 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from election_assets.defs.tags import RUN_TAG_PREFIX
 
-# Real mode (real_ingest and the real-mode graph built on it) has jobs of its own; the main job stays synthetic.
-SYNTHETIC = dg.AssetSelection.all() - dg.AssetSelection.groups("real_ingest", "real")
+# Real mode (real_ingest and the real-mode graph built on it) and election night (live, built on real mode) have
+# jobs of their own; the main job stays synthetic.
+SYNTHETIC = dg.AssetSelection.all() - dg.AssetSelection.groups("real_ingest", "real", "live")
 TRAINING = dg.AssetSelection.assets("champion_model").upstream()
 SCORING = dg.AssetSelection.assets("batch_predictions").upstream() - TRAINING
 DRIFT_CHECK = dg.AssetSelection.assets("drift_report").upstream() - TRAINING

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from election_assets.core.model_store import ModelStore, ModelStoreError, StoredModel
-from election_assets.core.paths import drift_summary_path
+from election_assets.core.paths import StorePaths, drift_summary_path
 from election_assets.settings import Cadence, PipelineSettings
 
 CHAMPION_ALIAS = "champion"
@@ -23,6 +23,8 @@ EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: "custom_model_development"}
 class ProjectStorage(dg.ConfigurableResource):
     """Directories for the model stores (read by the API; one per data mode) and the reports."""
 
+    # ELECTION_DATA_DIR: election night's priors live under it (``StorePaths.live_prior``).
+    data_dir: str
     model_store_dir: str
     real_model_store_dir: str
     reports_dir: str
@@ -43,6 +45,12 @@ class ProjectStorage(dg.ConfigurableResource):
 
     def real_model_store(self) -> ModelStore:
         return ModelStore(self.real_model_store_dir)
+
+    def store_paths(self) -> StorePaths:
+        """The same paths as ``StorePaths.from_env`` gives the API and the live updater (priors, replay summaries)."""
+        return StorePaths(
+            Path(self.data_dir), Path(self.model_store_dir), Path(self.real_model_store_dir), Path(self.reports_dir)
+        )
 
     def drift_summary_path(self) -> Path:
         path = drift_summary_path(self.reports_dir)
@@ -161,6 +169,7 @@ def build_resources(settings: PipelineSettings, cadence: Cadence) -> dict[str, o
     ).configured({"experiment_name": settings.mlflow_experiment, "mlflow_tracking_uri": settings.mlflow_tracking_uri})
     return {
         "storage": ProjectStorage(
+            data_dir=str(settings.data_dir),
             model_store_dir=str(settings.model_store_dir),
             real_model_store_dir=str(settings.real_model_store_dir),
             reports_dir=str(settings.reports_dir),
