@@ -40,6 +40,14 @@ _ERROR_REASONS = {
     422: "A field is missing, unknown, of the wrong type or out of range; or the batch is empty",
     503: "No valid model is loaded yet; or (batches) too many large batches at once: retry after Retry-After",
 }
+# The election-night routes (``/live/*``) answer these instead.
+_LIVE_ERROR_REASONS = {
+    404: "Not the postal code of one of the 50 states or DC",
+    503: (
+        "No live data to serve yet: NATS cannot be reached, the key-value bucket (ELECTION_LIVE_BUCKET) does not "
+        "exist or is empty, or (a state) the state has no record yet; the detail says which. Retry after Retry-After"
+    ),
+}
 
 # The request example of each mode, shown by the docs page and its "Try it out": realistic rows, which a model
 # answers with a real probability (left to itself, Swagger UI would send every field's extreme value).
@@ -83,6 +91,10 @@ REQUEST_EXAMPLES: dict[str, dict[str, float]] = {
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     return {code: ResponseSpec(data_container=ErrorBody, description=_ERROR_REASONS[code]) for code in codes}
+
+
+def live_error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    return {code: ResponseSpec(data_container=ErrorBody, description=_LIVE_ERROR_REASONS[code]) for code in codes}
 
 
 def row_schema(mode: DataMode) -> Schema:
@@ -150,7 +162,9 @@ def openapi_config(mode: DataMode) -> OpenAPIConfig:
         description=(
             f"Predicts the winner of a {mode.unit} ({mode.name} mode, ELECTION_API_MODE) with the champion model "
             "of the election forecasting pipeline. "
-            "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}."
+            "Errors share one shape: {status_code, detail, errors: [{field, reason}], request_id}. "
+            "On election night (unless ELECTION_API_LIVE=false), /live/* serves the live estimate the updater keeps "
+            "in a NATS JetStream key-value bucket (ELECTION_NATS_URL, ELECTION_LIVE_BUCKET), and /live is its page."
         ),
         path="/schema",
         components=Components(

@@ -3,6 +3,9 @@
 Every variable is parsed by the readers of ``core.env`` and the model store and reports paths come from
 ``core.paths.StorePaths``, the definitions the pipeline publishes by: the API serves from the store its mode's
 pipeline writes to.
+
+Election night's live routes read ``core.live.LiveSettings`` (ELECTION_NATS_URL, ELECTION_LIVE_BUCKET, ...), the
+settings the replay and the updater read; ``ELECTION_API_LIVE=false`` leaves them out (``live`` is then None).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from election_assets.core.env import (
     env_optional_text,
     env_text,
 )
+from election_assets.core.live import LiveSettings
 from election_assets.core.paths import StorePaths, drift_summary_path
 
 __all__ = ["ApiSettings", "SettingsError"]
@@ -45,6 +49,8 @@ class ApiSettings:
     explain_top_n: int = 5
     admin_token: str | None = None
     access_log: bool = True
+    # Election night's bucket and NATS server (``/live/*`` routes and page); None: no live routes.
+    live: LiveSettings | None = None
 
     @property
     def drift_report_path(self) -> Path | None:
@@ -78,4 +84,5 @@ class ApiSettings:
             explain_top_n=env_int(env, "ELECTION_API_EXPLAIN_TOP_N", 5, 1, 1000),
             admin_token=env_optional_text(env, "ELECTION_API_ADMIN_TOKEN"),
             access_log=env_bool(env, "ELECTION_API_ACCESS_LOG", True),
+            live=LiveSettings.from_env(env) if env_bool(env, "ELECTION_API_LIVE", True) else None,
         )

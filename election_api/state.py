@@ -13,6 +13,7 @@ from litestar.di import Provide
 
 from election_api.capacity import BatchSlots
 from election_api.codec import RequestCodec
+from election_api.live import LiveFeed
 from election_api.metrics import ApiMetrics
 from election_api.serving import ModelManager, Poller
 from election_api.settings import ApiSettings
@@ -26,6 +27,7 @@ class ApiState:
     poller: Poller
     codec: RequestCodec
     batch_slots: BatchSlots
+    live: LiveFeed | None = None  # election night's bucket watch, when ``settings.live`` is set
 
     @classmethod
     def build(cls, settings: ApiSettings) -> ApiState:
@@ -33,7 +35,8 @@ class ApiState:
         manager = ModelManager(settings, metrics)
         poller = Poller(manager, settings.reload_interval_seconds)
         slots = BatchSlots(settings.max_concurrent_batches, settings.batch_wait_seconds)
-        return cls(settings, metrics, manager, poller, RequestCodec(settings.data_mode), slots)
+        live = LiveFeed(settings.live) if settings.live else None
+        return cls(settings, metrics, manager, poller, RequestCodec(settings.data_mode), slots, live)
 
     def dependencies(self) -> dict[str, Provide]:
         """This state as the app's one dependency, ``api``."""

@@ -6,8 +6,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +309,190 @@ def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
             if sample.name == name and (labels is None or all(sample.labels.get(k) == v for k, v in labels.items())):
                 return sample.value
     return None
+
+
+# --- Election night (the /live routes): a real NATS JetStream key-value bucket per test -------------------------
+
+
+def nats_answers(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class LiveBucket:
+    """A JetStream key-value bucket of one test's own (a unique name; deleted by ``close``), written from the test's
+    thread through an event loop of its own, as the live updater would write it."""
+
+    def __init__(self, nats_url: str) -> None:
+        import asyncio
+        import uuid
+
+        self.nats_url = nats_url
+        self.name = f"test_live_{uuid.uuid4().hex[:12]}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="live-bucket", daemon=True)
+        self._thread.start()
+        self._client: Any = None
+        self._kv: Any = None
+
+    def _run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=15)
+
+    def create(self) -> LiveBucket:
+        async def create() -> None:
+            import nats
+
+            self._client = await nats.connect(self.nats_url, connect_timeout=2)
+            self._kv = await self._client.jetstream().create_key_value(bucket=self.name, history=1)
+
+        self._run(create())
+        return self
+
+    def settings(self, **overrides: Any) -> Any:
+        from election_assets.core.live import LiveSettings
+
+        return replace(LiveSettings(nats_url=self.nats_url, live_bucket=self.name), **overrides)
+
+    def put(self, key: str, value: bytes) -> int:
+        """Write one raw value; its revision."""
+        return self._run(self._kv.put(key, value))
+
+    def put_record(self, record: Any) -> int:
+        """Write a ``StateLive`` under its state's key, a ``NationalLive`` under ``national``; its revision."""
+        from election_assets.core.live import NATIONAL_KEY, StateLive, state_key
+
+        key = state_key(record.state_po) if isinstance(record, StateLive) else NATIONAL_KEY
+        return self.put(key, record.to_json())
+
+    def delete(self, key: str) -> None:
+        self._run(self._kv.delete(key))
+
+    def close(self) -> None:
+        async def close() -> None:
+            if self._client is not None:
+                if self._kv is not None:
+                    await self._client.jetstream().delete_key_value(self.name)
+                await self._client.close()
+
+        try:
+            self._run(close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+
+@pytest.fixture
+def live_bucket() -> Iterator[LiveBucket]:
+    """A new empty bucket on the machine's NATS (ELECTION_NATS_URL, default nats://127.0.0.1:4222)."""
+    from election_assets.core.live import LiveSettings
+
+    url = LiveSettings.from_env().nats_url
+    if not nats_answers(url):
+        pytest.skip(f"no NATS server answers at {url} (nats-server -js)")
+    bucket = LiveBucket(url).create()
+    try:
+        yield bucket
+    finally:
+        bucket.close()
+
+
+class LiveNight:
+    """Writes a made-up election night's records to a bucket, the one place the live tests make records change
+    (swap in a real replay through the updater here): each state with a probability, some of them called, and the
+    national record that follows from them (electoral votes of 2020; unreported states count as even races)."""
+
+    def __init__(self, bucket: LiveBucket, year: int = 2020) -> None:
+        from election_assets.real.evaluation import electoral_votes
+
+        self.bucket = bucket
+        self.year = year
+        self.electoral_votes = electoral_votes(year)
+        self.p_dem: dict[str, float] = {}
+        self.called: dict[str, str] = {}
+        self.messages = 0
+
+    def report(self, p_dem: dict[str, float], called: Iterable[str] = (), counted: float = 0.5) -> None:
+        """Write the states of ``p_dem`` (``called`` ones with a call for their leader), then the national record."""
+        from election_assets.core.live import StateCall, StateLive
+
+        stamp = "2020-11-04T03:00:00+00:00"
+        for state_po, p in p_dem.items():
+            self.messages += 10
+            self.p_dem[state_po] = p
+            if state_po in called:
+                self.called[state_po] = "D" if p >= 0.5 else "R"
+            call = None
+            if state_po in self.called:
+                call = StateCall(self.called[state_po], max(p, 1 - p), counted, 1_000_000, self.messages, stamp)
+            expected = 1_000_000 * self.electoral_votes[state_po] / 3
+            share = 0.5 + (p - 0.5) * 0.2
+            record = StateLive(
+                year=self.year,
+                state_po=state_po,
+                electoral_votes=self.electoral_votes[state_po],
+                p_dem=p,
+                expected_dem_share=share,
+                dem_share_sd=0.02,
+                counted_dem_share=share - 0.01,
+                counted_votes=int(counted * expected),
+                expected_votes=expected,
+                counties_reported=int(counted * 60),
+                counties_complete=int(counted * 30),
+                counties=60,
+                call=None if call is None else asdict(call),
+                updated_at=stamp,
+            )
+            self.bucket.put_record(record)
+        self.bucket.put_record(self.national())
+
+    def national(self) -> Any:
+        import math
+
+        from election_assets.core.live import NationalLive
+
+        p = {state_po: self.p_dem.get(state_po, 0.5) for state_po in self.electoral_votes}
+        mean = sum(self.electoral_votes[s] * p[s] for s in p)
+        sd = math.sqrt(sum(self.electoral_votes[s] ** 2 * p[s] * (1 - p[s]) for s in p)) or 1e-9
+        median = round(mean)
+        counted = sum(1_000_000 * self.electoral_votes[s] / 3 for s in self.p_dem) / 2
+        expected = 1_000_000 * 538 / 3
+        return NationalLive(
+            year=self.year,
+            p_dem=0.5 * (1 + math.erf((mean - 269.5) / (sd * math.sqrt(2)))),
+            dem_electoral_votes_median=median,
+            dem_electoral_votes_low=max(0, round(mean - 1.2816 * sd)),
+            dem_electoral_votes_high=min(538, round(mean + 1.2816 * sd)),
+            dem_electoral_votes_called=sum(self.electoral_votes[s] for s, w in self.called.items() if w == "D"),
+            rep_electoral_votes_called=sum(self.electoral_votes[s] for s, w in self.called.items() if w == "R"),
+            states_called=len(self.called),
+            national_swing_mean=0.0,
+            national_swing_sd=0.02,
+            counted_votes=int(counted),
+            expected_votes=expected,
+            messages_applied=self.messages,
+            duplicates=0,
+            dead_lettered=0,
+            last_sequence=self.messages,
+            updated_at="2020-11-04T03:00:00+00:00",
+        )
+
+
+def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        time.sleep(interval)
