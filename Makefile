@@ -11,12 +11,14 @@ UI_PORT ?= 3000
 # make replay: the election to replay and the messages per second (0: as fast as possible).
 YEAR ?= 2020
 SPEED ?= 200
+# make live-demo publishes as fast as possible by default; the updater keeps up in batches.
+LIVE_SPEED ?= 0
 
 # What `make lint` checks: the packages, the test folders, benchmarks, scripts and the root conftest.py.
 LINT_PATHS := election_assets election_api election_assets_tests election_api_tests deployment_tests benchmarks \
 	scripts conftest.py
 
-.PHONY: install help demo real replay test quick ui serve serve-real lint clean
+.PHONY: install help demo real replay live live-demo test quick ui serve serve-real lint clean
 
 # `make` alone is `make install`. Every target below documents itself in one `## target: description` line, which
 # `make help` lists.
@@ -53,6 +55,14 @@ real: install
 ## replay: publish a past election night's county results to NATS JetStream (YEAR=2008..2020, SPEED msgs/s, 0=max)
 replay: install
 	$(BIN)/python -m election_assets.live.replay --year $(YEAR) --speed $(SPEED)
+
+## live: the live updater, following ELECTION_LIVE_YEAR (2024) on NATS until stopped; metrics on :9108/metrics
+live: install
+	$(BIN)/python -m election_assets.live.updater
+
+## live-demo: replay a past election night (YEAR=2008..2020) through the live updater, print and score it
+live-demo: install
+	$(BIN)/python -m election_assets.live.demo --year $(YEAR) --speed $(LIVE_SPEED)
 
 ## test: run the whole test suite (the fast unit tests, the whole-graph tests and deployment_tests/)
 test: install

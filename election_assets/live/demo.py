@@ -28,6 +28,7 @@ from election_assets.live import stream
 from election_assets.live.prior import ElectionNightPrior
 from election_assets.live.replay import REPLAY_YEARS, load_county_returns, replay_messages
 from election_assets.live.updater import LiveUpdater, NightLog, connect_with_retries, reset_night
+from election_assets.real.features import FEATURE_YEARS
 
 
 def national_called_at(night: NightLog, final_votes: float, threshold: float) -> float | None:
@@ -133,10 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     prior_path = settings.paths.live_prior(args.year)
     with dg.DagsterInstance.get() as instance:
         if not prior_path.exists():
-            print(f"-> live_prior [{args.year}]: the election-night prior (real-mode inputs, walk-forward model)")
-            if not launch("live_prior", instance, partition_key=str(args.year)).success:
-                print("the live_prior run failed; see it in the Dagster UI (make ui)", file=sys.stderr)
-                return 1
+            # The prior reads the real-mode features of the year and of every year before it.
+            years = [str(year) for year in FEATURE_YEARS if year <= args.year]
+            for job, partitions in (
+                ("real_ingest", [None]),
+                ("real_features", years),
+                ("live_prior", [str(args.year)]),
+            ):
+                for partition in partitions:
+                    print(f"-> {job}" + (f" [{partition}]" if partition else ""), flush=True)
+                    if not launch(job, instance, partition_key=partition).success:
+                        print(f"the {job} run failed; see it in the Dagster UI (make ui)", file=sys.stderr)
+                        return 1
         prior = ElectionNightPrior.read(prior_path, args.year)
         returns = load_county_returns(settings.real_data_dir)
         messages = replay_messages(returns, args.year)
