@@ -151,3 +151,67 @@ def test_random_records_never_break_the_page(browser, settings, live_bucket):
         finally:
             page.close()
     assert not problems, problems
+
+
+@pytest.mark.slow
+def test_the_page_follows_a_replayed_night_through_the_updater(browser, settings, live_bucket):
+    """A real replay (four small states of 2016) through the live updater while the page is open: the states fill
+    in, get called, and the national figures move, without a reload."""
+    import asyncio
+    import threading
+    import uuid
+    from dataclasses import replace
+
+    from election_assets.live import stream
+    from election_assets.live.replay import load_county_returns, replay_messages
+    from election_assets.live.updater import LiveUpdater, connect_with_retries
+    from election_assets_tests.live_fixtures import small_prior
+
+    returns = load_county_returns()
+    returns = returns[returns["state_po"].isin(("DE", "RI", "HI", "VT"))]
+    messages = replay_messages(returns, 2016)
+    token = uuid.uuid4().hex[:10]
+    live = live_bucket.settings(results_stream=f"TEST_PAGE_{token}", subject_prefix=f"test_{token}.results")
+    stop = threading.Event()
+    following = threading.Event()
+
+    async def updater() -> None:
+        nc = await connect_with_retries(live, attempts=3)
+        try:
+            night = LiveUpdater(live, small_prior(returns, 2016), batch=4)
+            running = asyncio.create_task(night.run(nc, done=lambda _: stop.is_set()))
+            await night.following.wait()
+            following.set()
+            await running
+        finally:
+            await nc.jetstream().delete_stream(live.results_stream)
+            await nc.drain()
+
+    thread = threading.Thread(target=asyncio.run, args=(updater(),), daemon=True)
+    thread.start()
+    try:
+        assert following.wait(timeout=30), "the updater did not start"
+        with LiveServer(replace(settings, live=live)) as server:
+            page = browser.new_page(reduced_motion="reduce")
+            try:
+                page.goto(f"{server.url}/live")
+                # The updater's first estimate, from the prior alone: nothing counted, nothing called.
+                page.wait_for_function("document.getElementById('state-VT').dataset.pDem !== undefined")
+                before = page.eval_on_selector("#state-VT", "e => e.dataset.pDem")
+                assert page.locator("#map path.state.called").count() == 0
+                # Playwright's sync API holds this thread's event loop: the replay publishes from a thread of its own.
+                replay = threading.Thread(
+                    target=asyncio.run, args=(stream.replay_to_stream(messages, live, speed=150),)
+                )
+                replay.start()
+                replay.join(timeout=30)
+                page.wait_for_function(
+                    "document.querySelectorAll('#map path.state.called').length === 4", timeout=20_000
+                )
+                assert page.eval_on_selector("#state-VT", "e => e.dataset.pDem") != before
+                assert "VT" in page.inner_text("#called-dem") and "HI" in page.inner_text("#called-dem")
+            finally:
+                page.close()
+    finally:
+        stop.set()
+        thread.join(timeout=15)

@@ -16,16 +16,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from election_assets.core.live import NATIONAL_KEY, LiveSettings, NationalLive, StateLive, state_of_key
-from election_assets.core.manifest import NoiseParts
 from election_assets.live import stream
-from election_assets.live.prior import ElectionNightPrior, new_manifest
+from election_assets.live.prior import ElectionNightPrior
 from election_assets.live.replay import load_county_returns, replay_messages
 from election_assets.live.updater import LiveUpdater, connect_with_retries, reset_night
+from election_assets_tests.live_fixtures import small_prior
 
 YEAR = 2016
 SMALL_STATES = ("DE", "RI", "HI", "VT")  # 3 + 5 + 4 + 14 counties
@@ -50,23 +49,7 @@ def returns() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def prior(returns: pd.DataFrame) -> ElectionNightPrior:
-    """A small prior: each county's 2012 share as its forecast, its 2012 votes as its expected votes."""
-    before = returns[returns["year"] == YEAR - 4].sort_values("county_fips")
-    shares = (before["dem_votes"] / (before["dem_votes"] + before["rep_votes"])).to_numpy()
-    return ElectionNightPrior(
-        manifest=new_manifest(YEAR, "2012 shares (test)", YEAR - 4),
-        noise=NoiseParts(national=0.02, state=0.03, county=0.03, source="test"),
-        electoral_votes={"DE": 3, "RI": 4, "HI": 4, "VT": 3},
-        county_fips=tuple(before["county_fips"]),
-        state_po=tuple(before["state_po"]),
-        county_name=tuple(before["county_name"]),
-        expected_dem_share=shares,
-        expected_votes=before["total_votes"].to_numpy(dtype=float),
-        county_sd=np.full(len(before), 0.03),
-        covariate_names=("log_prev_votes",),
-        covariates=((np.log(before["total_votes"]) - np.log(before["total_votes"]).mean()) / 1.5).to_numpy()[:, None],
-        realignment_sd=np.array([0.01]),
-    )
+    return small_prior(returns, YEAR)
 
 
 @pytest.fixture(scope="module")
