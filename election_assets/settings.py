@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from election_assets.core.env import SettingsError, env_matching, env_number, env_path, env_text, env_word
+from election_assets.core.env import SettingsError, env_number, env_path, env_text, env_word
 from election_assets.core.live import LiveSettings
 from election_assets.core.paths import StorePaths
 from election_assets.real.sources import SHIPPED_REAL_DATA_DIR

@@ -186,3 +186,31 @@ def test_the_prior_file_round_trips_and_refuses_an_edit(tmp_path):
     path.write_text(path.read_text().replace("0.52", "0.62"))
     with pytest.raises(PriorError, match="SHA-256"):
         ElectionNightPrior.read(path, YEAR)
+
+
+def test_the_electoral_votes_are_every_combination_of_state_outcomes_weighed():
+    """Half of a small real night applied: the distribution equals the brute-force sum over all 2^4 outcomes of
+    the four states at each draw of the shared errors (settled states are shortcuts, not approximations)."""
+    from itertools import product
+
+    from election_assets.live.estimate import _probability_above_half
+    from election_assets.live.replay import load_county_returns, replay_messages
+    from election_assets_tests.live_fixtures import small_prior
+
+    returns = load_county_returns()
+    returns = returns[returns["state_po"].isin(("DE", "RI", "HI", "VT"))]
+    estimate = LiveEstimate(small_prior(returns, YEAR))
+    messages = replay_messages(returns, YEAR)
+    for message in messages[: len(messages) // 2]:
+        estimate.apply(message)
+    post = estimate.posterior()
+    shared = post["shared_mean"] + estimate._draws @ np.linalg.cholesky(post["shared_covariance"]).T
+    p = _probability_above_half(
+        post["offset"][None, :] + shared @ post["slope"].T, np.sqrt(post["conditional_var"])[None, :]
+    )
+    expected = np.zeros(int(estimate._ev.sum()) + 1)
+    for outcome in product((0, 1), repeat=len(estimate.states)):
+        won = np.array(outcome, dtype=bool)
+        expected[int(estimate._ev[won].sum())] += np.mean(np.prod(np.where(won, p, 1.0 - p), axis=1))
+    assert np.abs(estimate.electoral_votes(post) - expected).max() < 1e-12
+    assert np.any((p > 0.0) & (p < 1.0)), "some state is still open"

@@ -235,17 +235,26 @@ class LiveEstimate:
 
     def electoral_votes(self, post: dict[str, Any]) -> np.ndarray:
         """The distribution of the Democratic candidate's electoral votes (index = votes): the shared errors at
-        fixed quasi-random draws, the states independent at each draw and their votes convolved exactly."""
+        fixed quasi-random draws, the states independent at each draw and their votes convolved exactly.
+
+        A state every draw gives to the same side only shifts the distribution, so only the others are convolved,
+        over the votes reached so far (most of the night, most states are settled)."""
         shared = post["shared_mean"] + self._draws @ np.linalg.cholesky(post["shared_covariance"]).T
         mean = post["offset"][None, :] + shared @ post["slope"].T
         p = _probability_above_half(mean, np.sqrt(post["conditional_var"])[None, :])
-        distribution = np.zeros((len(shared), int(self._ev.sum()) + 1))
-        distribution[:, 0] = 1.0
-        for state, votes in enumerate(self._ev):
-            carried = np.zeros_like(distribution)
-            carried[:, votes:] = distribution[:, :-votes]
-            distribution = distribution * (1.0 - p[:, state : state + 1]) + carried * p[:, state : state + 1]
-        return distribution.mean(axis=0)
+        settled_dem = np.all(p == 1.0, axis=0)
+        open_states = np.flatnonzero(~settled_dem & ~np.all(p == 0.0, axis=0))
+        distribution = np.ones((len(shared), 1))
+        for state in open_states:
+            votes = self._ev[state]
+            grown = np.zeros((len(shared), distribution.shape[1] + votes))
+            grown[:, : distribution.shape[1]] = distribution * (1.0 - p[:, state : state + 1])
+            grown[:, votes:] += distribution * p[:, state : state + 1]
+            distribution = grown
+        result = np.zeros(int(self._ev.sum()) + 1)
+        sure = int(self._ev[settled_dem].sum())
+        result[sure : sure + distribution.shape[1]] = distribution.mean(axis=0)
+        return result
 
     def snapshot(self, last_sequence: int) -> tuple[NationalLive, list[StateLive]]:
         """The estimate now, with any new calls made (a call is never withdrawn)."""

@@ -247,6 +247,8 @@ class LiveUpdater:
                 await self._apply_batch(js, nc, kv, batch, rebuilt_through)
         finally:
             lag.cancel()
+            # Without this, draining the connection waits nats-py's 30 s for the pull subscription's last fetch.
+            await subscription.unsubscribe()
 
     async def _apply_batch(self, js: JetStreamContext, nc: Client, kv: KeyValue, batch: list, rebuilt_through: int):
         applied = []
