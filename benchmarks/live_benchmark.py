@@ -241,31 +241,6 @@ async def watch_national(kv: Any, updates: list[tuple[float, int, int]], arrived
         await watcher.stop()
 
 
-async def publish(js: Any, settings: LiveSettings, messages: list[dict], speed: float) -> tuple[list[float], list]:
-    """Like ``stream.publish_messages`` (``publish_async``, acks awaited at the end, paced at ``speed`` per second
-    or as fast as possible at 0), recording each message's time just before its publish and its ack."""
-    sent: list[float] = []
-    acks: list[asyncio.Future] = []
-    start = time.perf_counter()
-    for index, message in enumerate(messages):
-        if speed > 0:
-            delay = start + index / speed - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        payload = json.dumps(message, separators=(",", ":")).encode()
-        sent.append(time.perf_counter())
-        acks.append(
-            await js.publish_async(
-                settings.results_subject(message["year"], message["state_po"]),
-                payload,
-                stream=settings.results_stream,
-                headers={"Nats-Msg-Id": message["message_id"]},
-            )
-        )
-    results = await asyncio.wait_for(asyncio.gather(*acks), timeout=60)
-    return sent, results
-
-
 async def run_phase(
     name: str,
     nats_url: str,
@@ -296,11 +271,12 @@ async def run_phase(
         baseline = len(updates)
         cpu_before = (cpu_seconds(updater.process.pid), own_cpu_seconds(), cpu_seconds(nats_pid) if nats_pid else 0)
 
-        sent, acks = await publish(js, settings, messages, speed)
+        sent: list[float] = []
+        published = await stream.publish_messages(js, messages, settings, speed=speed, sent_at=sent)
         phase.publish_seconds = time.perf_counter() - sent[0]
-        if any(ack.duplicate for ack in acks):
+        if published.duplicates:
             raise RuntimeError("JetStream answered duplicate: the benchmark's stream was not fresh")
-        sequences = np.array([ack.seq for ack in acks])
+        sequences = np.array(published.sequences)
         last = int(sequences.max())
         deadline = time.perf_counter() + 120
         while not (updates and updates[-1][1] >= last):

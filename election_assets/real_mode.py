@@ -26,6 +26,8 @@ STEPS: tuple[tuple[str, tuple[object, ...] | None], ...] = (
     ("real_forecast", None),
     # The forecast of the day before the election; any other day of the campaign is a partition to pick in the UI.
     ("real_daily_forecast", (CAMPAIGN_END,)),
+    # Election night's prior of the next election, the file `make live` (the live updater) loads.
+    ("live_prior", (NEXT_ELECTION,)),
 )
 
 
@@ -61,6 +63,8 @@ def render(settings: PipelineSettings) -> str:
             f"Maps           : {real / 'forecast'}/map_{{state,county}}_{{share,probability}}_{NEXT_ELECTION}.png",
             f"Timeline       : {real}/timeline_{NEXT_ELECTION}.png and .csv (the forecast of every campaign day)",
             f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
+            f"Election night : {settings.paths.live_prior(NEXT_ELECTION)} (make live follows {NEXT_ELECTION} from it; "
+            "make live-demo YEAR=2016 replays a past night)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",
             *mlflow_browsing(settings.mlflow_tracking_uri, f"{settings.mlflow_experiment}-real"),
             "Dagster UI     : make ui, then open http://127.0.0.1:3000 (groups real_ingest and real)",

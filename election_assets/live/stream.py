@@ -50,6 +50,7 @@ class PublishSummary:
     seconds: float
     first_sequence: int | None
     last_sequence: int | None
+    sequences: tuple[int, ...] = ()  # each message's stream sequence, in publish order (a duplicate's original one)
 
     @property
     def per_second(self) -> float:
@@ -114,11 +115,13 @@ async def publish_messages(
     *,
     speed: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    sent_at: list[float] | None = None,
 ) -> PublishSummary:
     """Publish ``messages`` in order at ``speed`` messages per second (0: as fast as possible), then await the acks.
 
     Publishes are asynchronous (acknowledged in the background, at most nats-py's pending limit in flight) but leave
-    the client in call order, so each subject's messages are stored in the order given.
+    the client in call order, so each subject's messages are stored in the order given. ``sent_at``, when given,
+    receives each message's ``time.perf_counter()`` just before its publish (the live benchmark's latencies).
     """
     start = time.perf_counter()
     last_report = start
@@ -129,6 +132,8 @@ async def publish_messages(
             if delay > 0:
                 await asyncio.sleep(delay)
         payload = json.dumps(message, separators=(",", ":")).encode()
+        if sent_at is not None:
+            sent_at.append(time.perf_counter())
         acks.append(
             await js.publish_async(
                 settings.results_subject(message["year"], message["state_po"]),
@@ -151,6 +156,7 @@ async def publish_messages(
         seconds=seconds,
         first_sequence=min(stored, default=None),
         last_sequence=max(stored, default=None),
+        sequences=tuple(ack.seq for ack in results),
     )
 
 

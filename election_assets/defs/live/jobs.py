@@ -3,17 +3,13 @@ own after ``real_features`` (``make real`` materializes those); the replay score
 
 import dagster as dg
 
-from election_assets.defs.live.assets import PRIOR_YEAR_PARTITIONS, REPLAY_YEAR_PARTITIONS
-
 live_prior = dg.define_asset_job(
     "live_prior",
     selection=dg.AssetSelection.assets("election_night_prior"),
-    partitions_def=PRIOR_YEAR_PARTITIONS,
     description="The election-night prior of one year (data/live/prior_<year>.json), the file the live updater loads.",
 )
 live_replay_score = dg.define_asset_job(
     "live_replay_score",
     selection=dg.AssetSelection.assets("replay_score"),
-    partitions_def=REPLAY_YEAR_PARTITIONS,
     description="Score a finished replay (make live-demo YEAR=<year>) against the results; one MLflow run per year.",
 )

@@ -4,12 +4,6 @@ backfilled on its own."""
 
 import dagster as dg
 
-from election_assets.defs.real.assets import (
-    BACKTEST_YEAR_PARTITIONS,
-    CAMPAIGN_DAY_PARTITIONS,
-    ELECTION_YEAR_PARTITIONS,
-)
-
 real_ingest = dg.define_asset_job(
     "real_ingest",
     selection=dg.AssetSelection.groups("real_ingest"),
@@ -18,13 +12,11 @@ real_ingest = dg.define_asset_job(
 real_features = dg.define_asset_job(
     "real_features",
     selection=dg.AssetSelection.assets("election_features"),
-    partitions_def=ELECTION_YEAR_PARTITIONS,
     description="County features for one election year, from what was known before election day.",
 )
 real_backtest = dg.define_asset_job(
     "real_backtest",
     selection=dg.AssetSelection.assets("walk_forward_backtest", "backtest_state_forecasts"),
-    partitions_def=BACKTEST_YEAR_PARTITIONS,
     description="Train on the elections before one test year, forecast it, score it against the baselines.",
 )
 real_forecast = dg.define_asset_job(
@@ -35,7 +27,6 @@ real_forecast = dg.define_asset_job(
 real_daily_forecast = dg.define_asset_job(
     "real_daily_forecast",
     selection=dg.AssetSelection.assets("next_election_forecast"),
-    partitions_def=CAMPAIGN_DAY_PARTITIONS,
     description="The next election as forecast on one day of the campaign (the last: the day before it), with maps.",
 )
 real_timeline = dg.define_asset_job(
