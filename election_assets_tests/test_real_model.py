@@ -226,6 +226,14 @@ def test_training_rows_come_only_from_earlier_elections(features_by_year):
         training_rows(features_by_year, before=2004)
 
 
+def test_training_rows_are_in_year_order_whatever_order_the_partitions_come_in(features_by_year):
+    """Dagster hands a multi-partition input over in no set order; the rows (and so the trees' subsampling) must
+    not depend on it."""
+    backwards = dict(sorted(features_by_year.items(), reverse=True))
+    assert training_rows(backwards, before=2016).equals(training_rows(features_by_year, before=2016))
+    assert list(training_rows(backwards, before=2016)["year"].unique()) == [2004, 2008, 2012]
+
+
 @pytest.fixture(scope="module")
 def backtests(inputs, features_by_year):
     return {

@@ -34,8 +34,12 @@ GAIN_LEVEL = 0.95
 
 
 def training_rows(features_by_year: Mapping[int, pd.DataFrame], before: int) -> pd.DataFrame:
-    """Every labelled county-election before ``before``: the only rows a forecast of ``before`` may learn from."""
-    frames = [frame for year, frame in features_by_year.items() if year < before and "outcome_dem_share" in frame]
+    """Every labelled county-election before ``before``: the only rows a forecast of ``before`` may learn from, in
+    year order whatever the mapping's order (Dagster hands partitions over in no set order, and the trees' row
+    subsampling depends on the row order)."""
+    frames = [
+        frame for year, frame in sorted(features_by_year.items()) if year < before and "outcome_dem_share" in frame
+    ]
     if not frames:
         raise ValueError(f"no labelled elections before {before} to train on")
     return pd.concat(frames, ignore_index=True)
