@@ -301,10 +301,12 @@ async def _serve(settings: LiveSettings, prior: ElectionNightPrior, metrics: Liv
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     nc = await connect_with_retries(settings)
+    updater = LiveUpdater(settings, prior, metrics)
     try:
-        await LiveUpdater(settings, prior, metrics).run(nc, stop=stop)
+        await updater.run(nc, stop=stop)
     finally:
         await nc.drain()
+    log.info("stopped after %d county reports of %d", updater.estimate.messages_applied, prior.year)
 
 
 def main(argv: list[str] | None = None) -> int:
