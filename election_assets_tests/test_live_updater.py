@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -58,21 +58,37 @@ def messages(returns: pd.DataFrame) -> list[dict]:
 
 
 @pytest.fixture
-def settings() -> Iterator[LiveSettings]:
-    token = uuid.uuid4().hex[:10]
-    live = LiveSettings(
-        results_stream=f"TEST_LIVE_{token}", subject_prefix=f"test_{token}.results", live_bucket=f"test_live_{token}"
-    )
-    yield live
+def night_settings() -> Iterator[Callable[[], LiveSettings]]:
+    """Makes settings naming a stream, subjects and bucket of their own; deletes them all afterwards."""
+    made: list[LiveSettings] = []
+
+    def make() -> LiveSettings:
+        token = uuid.uuid4().hex[:10]
+        made.append(
+            LiveSettings(
+                results_stream=f"TEST_LIVE_{token}",
+                subject_prefix=f"test_{token}.results",
+                live_bucket=f"test_live_{token}",
+            )
+        )
+        return made[-1]
+
+    yield make
 
     async def clean() -> None:
-        nc = await stream.connect(live.nats_url)
-        try:
-            await reset_night(nc.jetstream(), live)
-        finally:
-            await nc.drain()
+        for live in made:
+            nc = await stream.connect(live.nats_url)
+            try:
+                await reset_night(nc.jetstream(), live)
+            finally:
+                await nc.drain()
 
     asyncio.run(clean())
+
+
+@pytest.fixture
+def settings(night_settings) -> LiveSettings:
+    return night_settings()
 
 
 async def _read_bucket(settings: LiveSettings) -> tuple[NationalLive, dict[str, StateLive]]:
@@ -233,27 +249,12 @@ def _night_with_a_kill(settings: LiveSettings, data_dir: Path, messages: list[di
 
 
 @pytest.mark.slow
-def test_kill_9_and_restart_ends_where_an_uninterrupted_night_ends(settings, prior, messages, tmp_path):
+def test_kill_9_and_restart_ends_where_an_uninterrupted_night_ends(night_settings, prior, messages, tmp_path):
     prior.write(tmp_path / "live" / f"prior_{YEAR}.json")
     # Two thirds of the night, so the probabilities at the end are not all settled.
     night = messages[: 2 * len(messages) // 3]
-    token = uuid.uuid4().hex[:10]
-    other = LiveSettings(
-        results_stream=f"TEST_LIVE_{token}", subject_prefix=f"test_{token}.results", live_bucket=f"test_live_{token}"
-    )
-    try:
-        uninterrupted = _night_with_a_kill(other, tmp_path, night, kill_after=None)
-        restarted = _night_with_a_kill(settings, tmp_path, night, kill_after=len(night) // 2)
-    finally:
-
-        async def clean() -> None:
-            nc = await stream.connect(other.nats_url)
-            try:
-                await reset_night(nc.jetstream(), other)
-            finally:
-                await nc.drain()
-
-        asyncio.run(clean())
+    uninterrupted = _night_with_a_kill(night_settings(), tmp_path, night, kill_after=None)
+    restarted = _night_with_a_kill(night_settings(), tmp_path, night, kill_after=len(night) // 2)
     assert 0.0 < restarted["national"][0] < 1.0 or any(0.0 < s[0] < 1.0 for s in restarted["states"].values())
     assert restarted == uninterrupted
 
