@@ -186,30 +186,15 @@ def realignment_spread(train: pd.DataFrame, residuals: pd.Series) -> np.ndarray:
     return np.sqrt(np.mean(np.square(coefficients), axis=0))
 
 
-def walk_forward_residuals(train: pd.DataFrame) -> pd.Series:
-    """The forecaster's county errors (result minus forecast share) on each training election it could have
-    forecast from the ones before it; with a single training election, persistence's (as the noise model does)."""
-    from election_assets.real.forecaster import fit_forecaster
-
-    years = sorted(train["year"].unique())
-    if len(years) == 1:
-        return train["outcome_dem_share"] - train["prev_dem_share"]
-    parts = []
-    for year in years[1:]:
-        rows = train[train["year"] == year]
-        forecast = fit_forecaster(train[train["year"] < year]).predict_share(rows)
-        parts.append(rows["outcome_dem_share"] - forecast)
-    return pd.concat(parts)
-
-
 def build_prior(
     train: pd.DataFrame, target: pd.DataFrame, electoral_votes: dict[str, int], source: str
 ) -> ElectionNightPrior:
     """The prior of the election in ``target`` (its feature rows, polls as of the day before), from a real-mode
     forecaster fitted on ``train`` (elections before it only)."""
-    from election_assets.real.forecaster import fit_forecaster, relative_swing_target
+    from election_assets.real.forecaster import fit_forecaster, relative_swing_target, walk_forward_residuals
 
-    forecaster = fit_forecaster(train)
+    residuals = walk_forward_residuals(train)
+    forecaster = fit_forecaster(train, residuals)
     noise = forecaster.noise(target)
     votes = target["prev_total_votes"].to_numpy(dtype=float)
     county_sd = size_scaled_county_sd(
@@ -231,5 +216,5 @@ def build_prior(
         county_sd=county_sd,
         covariate_names=REALIGNMENT_COVARIATES,
         covariates=_standardized(target, train),
-        realignment_sd=realignment_spread(train, walk_forward_residuals(train)),
+        realignment_sd=realignment_spread(train, residuals.frame["residual"]),
     )

@@ -94,26 +94,35 @@ def _residual_frame(frame: pd.DataFrame, forecast: np.ndarray) -> pd.DataFrame:
             "state_po": frame["state_po"].to_numpy(),
             "residual": frame["outcome_dem_share"].to_numpy() - forecast,
             "weight": frame["outcome_two_party_votes"].to_numpy(),
-        }
+        },
+        index=frame.index,
     )
 
 
-def walk_forward_noise(train: pd.DataFrame) -> NoiseModel:
-    """The spread of the forecaster's errors on each training year it could have forecast from earlier years only.
+@dataclass(frozen=True)
+class WalkForwardResiduals:
+    """The forecaster's errors on each training year it could have forecast from earlier years only: ``frame``
+    (``year``, ``state_po``, ``residual``, ``weight``; indexed like the training rows) and how they were made.
 
-    With a single training year there is nothing to walk forward on, so the spread of persistence (how much
-    counties moved between the elections seen) stands in: wider, as it should be with so little history.
+    With a single training year there is nothing to walk forward on, so persistence's errors (how much counties
+    moved between the elections seen) stand in: wider, as they should be with so little history.
     """
+
+    frame: pd.DataFrame
+    source: str
+
+
+def walk_forward_residuals(train: pd.DataFrame) -> WalkForwardResiduals:
     years = sorted(train["year"].unique())
+    if len(years) == 1:
+        persistence = _residual_frame(train, train["prev_dem_share"].to_numpy())
+        return WalkForwardResiduals(persistence, source=f"persistence residuals {years[0]}")
     residuals = [
         _residual_frame(test, predict_share(fit_relative_swing(train[train["year"] < year]), test))
         for year in years[1:]
         for test in [train[train["year"] == year]]
     ]
-    if residuals:
-        return NoiseModel.from_residuals(pd.concat(residuals), source=f"walk-forward residuals {years[1]}-{years[-1]}")
-    persistence = _residual_frame(train, train["prev_dem_share"].to_numpy())
-    return NoiseModel.from_residuals(persistence, source=f"persistence residuals {years[0]}")
+    return WalkForwardResiduals(pd.concat(residuals), source=f"walk-forward residuals {years[1]}-{years[-1]}")
 
 
 def national_swing_spread(train: pd.DataFrame) -> float:
@@ -143,8 +152,11 @@ class SwingForecaster:
         return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
 
-def fit_forecaster(train: pd.DataFrame) -> SwingForecaster:
-    noise = walk_forward_noise(train)
+def fit_forecaster(train: pd.DataFrame, residuals: WalkForwardResiduals | None = None) -> SwingForecaster:
+    """The forecaster of ``train``; ``residuals``, when the caller has them, are ``walk_forward_residuals(train)``
+    (the election-night prior uses them too, and they cost a fit per training year)."""
+    residuals = residuals or walk_forward_residuals(train)
+    noise = NoiseModel.from_residuals(residuals.frame, source=residuals.source)
     national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
         relative_swing=fit_relative_swing(train),
