@@ -252,10 +252,12 @@ class LiveUpdater:
 
     async def _apply_batch(self, js: JetStreamContext, nc: Client, kv: KeyValue, batch: list, rebuilt_through: int):
         applied = []
+        counted = False  # a message of this batch moved a counter of the national record (applied or not)
         for message in batch:
             sequence = message.metadata.sequence.stream
             if sequence <= rebuilt_through:
                 continue  # applied while rebuilding
+            counted = True
             self._last_sequence = max(self._last_sequence, sequence)
             try:
                 if self.estimate.apply(parse_message(message.data)):
@@ -264,8 +266,10 @@ class LiveUpdater:
                     self.metrics.duplicates.inc()
             except DeadLetter as error:
                 await self._dead_letter(js, message, error)
-        if applied:
+        if counted:
+            # Also after a batch of only duplicates or dead letters: the national record's counters must not lag.
             await self._publish(nc, kv)
+        if applied:
             now = time.time()
             self.night.first_applied = self.night.first_applied or now
             self.night.last_applied = now
