@@ -27,6 +27,7 @@ from election_assets.core.live import LiveSettings
 from election_assets.live import stream
 from election_assets.live.prior import ElectionNightPrior
 from election_assets.live.replay import REPLAY_YEARS, load_county_returns, replay_messages
+from election_assets.live.scoring import actual_winners
 from election_assets.live.updater import LiveUpdater, NightLog, connect_with_retries, reset_night
 from election_assets.real.features import FEATURE_YEARS
 
@@ -53,8 +54,7 @@ def replay_summary(
     """The night scored against ``state_results`` (dem_votes, rep_votes by state_po)."""
     estimate, night = updater.estimate, updater.night
     final = state_results["dem_votes"] + state_results["rep_votes"]
-    winner = np.where(state_results["dem_votes"] > state_results["rep_votes"], "D", "R")
-    actual = dict(zip(state_results.index, winner, strict=True))
+    actual = actual_winners(state_results["dem_votes"] / final)
     calls = {
         state: {
             "winner": call.winner,
@@ -65,7 +65,7 @@ def replay_summary(
         }
         for state, call in sorted(estimate.calls.items())
     }
-    national, _ = estimate.snapshot(updater.last_sequence)
+    final_p_dem = night.national[-1][1]  # the last estimate the updater wrote
     active = (night.last_applied or 0.0) - (night.first_applied or 0.0)
     return {
         "year": updater.year,
@@ -74,9 +74,9 @@ def replay_summary(
         "states_called": len(calls),
         "wrong_calls": sorted(state for state, call in calls.items() if call["winner"] != call["actual_winner"]),
         "median_called_share": float(np.median([call["counted_share"] for call in calls.values()])) if calls else None,
-        "national_winner": "D" if national.p_dem >= 0.5 else "R",
+        "national_winner": "D" if final_p_dem >= 0.5 else "R",
         "national_called_at_share": national_called_at(night, float(final.sum()), threshold),
-        "final_p_dem": national.p_dem,
+        "final_p_dem": final_p_dem,
         "messages": messages,
         "applied": estimate.messages_applied,
         "dead_lettered": estimate.dead_lettered,

@@ -295,7 +295,8 @@ class LiveEstimate:
             )
         distribution = self.electoral_votes(post)
         cumulative = np.cumsum(distribution)
-        called = {side: sum(int(self._ev[self.states.index(s)]) for s, c in self.calls.items() if c.winner == side)
+        votes = self.prior.electoral_votes
+        called = {side: sum(votes[state] for state, call in self.calls.items() if call.winner == side)
                   for side in ("D", "R")}  # fmt: skip
         national = NationalLive(
             year=self.prior.year,
