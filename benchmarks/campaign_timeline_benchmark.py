@@ -29,7 +29,9 @@ def main() -> None:
         stored = ModelStore(PipelineSettings.from_env().real_model_store_dir).load()
         model, noise, origin = stored.model, stored.manifest.noise, f"published model {stored.version}"
     except ModelStoreError:
-        forecaster = fit_forecaster(training_rows(inputs.features_by_year(), before=NEXT_ELECTION))
+        forecaster = fit_forecaster(
+            training_rows(inputs.features_by_year(), before=NEXT_ELECTION), inputs.poll_errors()
+        )
         model = compile_swing_model(
             forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
         )

@@ -103,8 +103,15 @@ def build_prior(year: int, data_dir: Path) -> Path:
     from election_assets.real.evaluation import electoral_votes
     from election_assets.real.features import ElectionInputs
 
-    features = ElectionInputs.read().features_by_year()
-    prior = build(training_rows(features, before=year), features[year], electoral_votes(year), f"walk-forward {year}")
+    inputs = ElectionInputs.read()
+    features = inputs.features_by_year()
+    prior = build(
+        training_rows(features, before=year),
+        features[year],
+        electoral_votes(year),
+        f"walk-forward {year}",
+        inputs.poll_errors(),
+    )
     path = StorePaths.from_env({"ELECTION_DATA_DIR": str(data_dir)}).live_prior(year)
     path.parent.mkdir(parents=True, exist_ok=True)
     prior.write(path)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from election_assets.core.compiled_model import SwingModel, load_compiled_model, save_compiled_model
-from election_assets.core.real_features import REAL_INPUT_FIELD_NAMES, STATE_SWING, real_model_features
+from election_assets.core.real_features import REAL_INPUT_FIELD_NAMES, STATE_SWING, normal_cdf, real_model_features
 from election_assets.modelling.export import compile_swing_model
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
@@ -39,7 +39,13 @@ from election_assets.real.features import (
     forecast_day,
     state_shares,
 )
-from election_assets.real.forecaster import NoiseModel
+from election_assets.real.forecaster import (
+    DEFAULT_VARIANT,
+    RELATIVE_SWING_VARIANTS,
+    NoiseModel,
+    fit_forecaster,
+    predict_share,
+)
 from election_assets.real.poll_average import HALF_LIFE_DAYS, PRIOR_POLLS, WINDOW_DAYS, estimate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,9 +241,15 @@ def test_training_rows_are_in_year_order_whatever_order_the_partitions_come_in(f
 
 
 @pytest.fixture(scope="module")
-def backtests(inputs, features_by_year):
+def poll_error_table(inputs) -> pd.DataFrame:
+    return inputs.poll_errors()
+
+
+@pytest.fixture(scope="module")
+def backtests(inputs, features_by_year, poll_error_table):
     return {
-        year: backtest_year(features_by_year, year, state_shares(inputs.state_returns, year)) for year in BACKTEST_YEARS
+        year: backtest_year(features_by_year, year, state_shares(inputs.state_returns, year), poll_error_table)
+        for year in BACKTEST_YEARS
     }
 
 
@@ -316,7 +328,7 @@ def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent
 def backtest_document(inputs, backtests, figures) -> tuple[dict[int, pd.DataFrame], pd.DataFrame, str]:
     scores = {year: result.scores for year, result in backtests.items()}
     states = figures.state_forecasts(inputs, backtests)
-    return scores, states, figures.backtest_document(scores, states)
+    return scores, states, figures.backtest_document(backtests, states)
 
 
 def test_the_generated_backtest_table_is_the_one_the_code_renders(backtest_document, figures):
@@ -379,24 +391,60 @@ def test_apportionment_tables_have_538_votes_and_follow_the_census():
     assert len(electoral_votes(2024)) == 51
 
 
-def test_the_compiled_model_reproduces_the_forecaster_after_a_round_trip_through_npz(backtests, tmp_path):
-    result = backtests[2016]
-    forecaster, counties = result.forecaster, result.counties
-    compiled = compile_swing_model(
-        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
-    )
+@pytest.mark.parametrize("variant", RELATIVE_SWING_VARIANTS)
+def test_the_compiled_model_reproduces_each_relative_swing_variant_after_a_round_trip_through_npz(
+    variant, features_by_year, tmp_path
+):
+    relative_swing = RELATIVE_SWING_VARIANTS[variant](training_rows(features_by_year, before=2012))
+    counties = features_by_year[2012]
+    compiled = compile_swing_model(relative_swing, sigma_polled=0.04, sigma_unpolled=0.06)
     save_compiled_model(compiled, tmp_path / "model.npz")
     loaded = load_compiled_model(tmp_path / "model.npz")
     assert isinstance(loaded, SwingModel)
     columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy())
+    share = predict_share(relative_swing, counties)
     # XGBoost predicts in float32; the compiled trees sum in float64.
-    assert loaded.predict_share(columns) == pytest.approx(forecaster.predict_share(counties), abs=1e-6)
-    assert loaded.predict_proba_a(columns) == pytest.approx(forecaster.win_probability(counties), abs=1e-5)
+    assert loaded.predict_share(columns) == pytest.approx(share, abs=1e-6)
+    assert loaded.predict_proba_a(columns) == pytest.approx(normal_cdf((share - 0.5) / 0.04), abs=1e-5)
     explanation = loaded.explain(columns[:20])
     assert explanation.space == "share"
     assert explanation.bias + explanation.contributions.sum(axis=1) == pytest.approx(
         loaded.predict_share(columns[:20]), abs=1e-9
     )
+
+
+def test_the_relative_swing_is_the_variant_with_the_lowest_walk_forward_brier_score(backtests):
+    for year, result in backtests.items():
+        choice = result.forecaster.variant
+        assert choice.validated_on == tuple(y for y in result.training_years[1:]), year
+        if choice.scores.empty:  # 2008: one training election, the default
+            assert (year, choice.chosen) == (2008, DEFAULT_VARIANT)
+            continue
+        assert set(choice.scores.index) == set(RELATIVE_SWING_VARIANTS)
+        assert choice.scores["brier"].idxmin() == choice.chosen, choice.scores
+
+
+def test_the_poll_error_is_each_states_result_minus_its_poll_average(inputs, poll_error_table):
+    assert sorted(poll_error_table["year"].unique()) == [2000, 2004, 2008, 2012, 2016, 2020]
+    assert poll_error_table.groupby("year").size().eq(51).all()
+    errors = poll_error_table[poll_error_table["year"] == 2016].set_index("state_po")
+    polls = inputs.features(2016).polls
+    result = state_shares(inputs.state_returns, 2016)
+    assert errors.loc["PA", "residual"] == pytest.approx(result["PA"] - polls.state_share["PA"])
+
+
+def test_a_forecaster_reads_no_poll_error_of_an_election_it_did_not_train_on(features_by_year, poll_error_table):
+    """The poll errors of the forecast year and later are results: perturbing them changes nothing."""
+    train = training_rows(features_by_year, before=2016)
+    later = poll_error_table["year"] >= 2016
+    perturbed = poll_error_table.assign(residual=poll_error_table["residual"].where(~later, 0.3))
+    before, after = fit_forecaster(train, poll_error_table), fit_forecaster(train, perturbed)
+    assert after.polled_noise == before.polled_noise and after.variant.chosen == before.variant.chosen
+    expected = NoiseModel.from_residuals(poll_error_table[~later], source="")
+    assert (before.polled_noise.national, before.polled_noise.state) == pytest.approx(
+        (expected.national, expected.state)
+    )
+    assert before.polled_noise.source.startswith("poll errors 2000-2012 (national, state)")
 
 
 def test_the_generated_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year, figures):

@@ -1,31 +1,27 @@
-"""Real mode's relative-swing model beside the alternatives docs/real-mode.md discusses, on the shipped data.
+"""Real mode's relative-swing variants side by side on the shipped data.
 
     .venv/bin/python scripts/real_model_variants.py
 
-For each backtest year it prints the vote-weighted accuracy and the share RMSE of the shipped gradient-boosted
-trees, of a ridge regression on the same features and weights, and of no relative swing at all (every county moves
-with its state's polls), beside persistence. Then, for each year from 2012 on, the walk-forward comparison of the
-trees and the ridge *inside that year's training elections*: the only evidence a choice between them could use
-without looking at the year itself.
+The pipeline chooses among the variants of ``election_assets.real.forecaster.RELATIVE_SWING_VARIANTS`` (trees,
+ridge, none) by a walk forward inside each backtest year's training elections, on the county Brier score
+(``choose_relative_swing``). This script prints, for the record, what each variant would have given in each test
+year (vote-weighted accuracy and share RMSE beside persistence: never used to choose), and the walk-forward
+comparison on another criterion, the relative-swing RMSE, which would choose differently.
 
-Research, not pipeline: nothing here is published or served; the model the pipeline ships is
-``election_assets.real.forecaster``.
+Research, not pipeline: nothing here is published or served.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from election_assets.core.real_features import REAL_FEATURE_NAMES
 from election_assets.real.backtest import BACKTEST_YEARS, training_rows
 from election_assets.real.evaluation import score
 from election_assets.real.features import ElectionInputs
 from election_assets.real.forecaster import (
-    fit_relative_swing,
+    RELATIVE_SWING_VARIANTS,
     persistence_probability,
     predict_share,
     relative_swing_target,
@@ -33,30 +29,12 @@ from election_assets.real.forecaster import (
 )
 
 
-class NoRelativeSwing:
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.zeros(len(frame))
-
-
-def fit_ridge(train: pd.DataFrame) -> Pipeline:
-    model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
-    features = train[list(REAL_FEATURE_NAMES)]
-    return model.fit(features, relative_swing_target(train), ridge__sample_weight=relative_swing_weight(train))
-
-
-VARIANTS = {
-    "trees (shipped)": fit_relative_swing,
-    "ridge": fit_ridge,
-    "no relative swing": lambda train: NoRelativeSwing(),
-}
-
-
 def backtest_rows(by_year: dict[int, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for year in BACKTEST_YEARS:
         train, test = training_rows(by_year, before=year), by_year[year]
         persistence = score(persistence_probability(train, test), test)["vote_weighted_accuracy"]
-        for name, fit in VARIANTS.items():
+        for name, fit in RELATIVE_SWING_VARIANTS.items():
             share = predict_share(fit(train), test)
             # Any spread symmetric around the forecast share calls the winner by the share itself.
             scores = score(share, test, share)
@@ -81,15 +59,15 @@ def walk_forward_inside_training(by_year: dict[int, pd.DataFrame]) -> pd.DataFra
         if len(years) < 2:  # a single training election: nothing to walk forward on
             continue
         row: dict[str, object] = {"backtest year": year, "validated on": ", ".join(map(str, years[1:]))}
-        for name in ("trees (shipped)", "ridge"):
+        for name in RELATIVE_SWING_VARIANTS:
             errors, weights = [], []
             for held_out in years[1:]:
-                model = VARIANTS[name](train[train["year"] < held_out])
+                model = RELATIVE_SWING_VARIANTS[name](train[train["year"] < held_out])
                 test = train[train["year"] == held_out]
                 errors.append(relative_swing_target(test).to_numpy() - model.predict(test[list(REAL_FEATURE_NAMES)]))
                 weights.append(relative_swing_weight(test))
             row[name] = float(np.sqrt(np.average(np.concatenate(errors) ** 2, weights=np.concatenate(weights))))
-        row["a walk-forward choice keeps"] = min(("trees (shipped)", "ridge"), key=lambda name: row[name])
+        row["lowest RMSE"] = min(RELATIVE_SWING_VARIANTS, key=lambda name: row[name])
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -14,7 +14,7 @@ XGBoost's ``pred_contribs`` with ``approx_contribs=True`` computes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -235,14 +235,30 @@ class _WalkPlan:
 @dataclass(frozen=True, eq=False)
 class SwingModel(TreeEnsemble):
     """Real mode (``election_assets.core.real_features``): a county's Democratic two-party share is its previous
-    share (feature 0) plus the expected state swing (the last feature) plus the relative swing of the boosted
-    regression trees, and P(Candidate_A) = P(share > 1/2) under a Gaussian error whose standard deviation depends
-    on whether the state was polled (the feature before last): without polls the national swing is unknown too.
+    share (feature 0) plus the expected state swing (the last feature) plus the relative swing, and P(Candidate_A) =
+    P(share > 1/2) under a Gaussian error whose standard deviation depends on whether the state was polled (the
+    feature before last): without polls the national swing is unknown too.
+
+    The relative swing is the sum of the regression trees and the linear terms ``linear_intercept + linear_coef ·
+    (x - linear_center)`` over the real features: the trees variant has zero linear terms, the ridge variant no
+    trees, and the variant without a relative swing neither (``election_assets.real.forecaster``).
     """
 
     kind: ClassVar[str] = "swing_share"
     sigma_polled: float = 1.0
     sigma_unpolled: float = 1.0
+    linear_center: np.ndarray = field(kw_only=True)
+    linear_coef: np.ndarray = field(kw_only=True)
+    linear_intercept: float = field(kw_only=True)
+
+    def _linear_terms(self, features: np.ndarray) -> np.ndarray:
+        return (features[:, : len(self.linear_coef)] - self.linear_center) * self.linear_coef
+
+    def margin(self, features: np.ndarray) -> np.ndarray:
+        """The relative swing: the trees' sum plus the linear terms."""
+        features = np.asarray(features, dtype=np.float64)
+        trees = super().margin(features) if len(self.roots) else self.base_margin
+        return trees + self._linear_terms(features).sum(axis=1) + self.linear_intercept
 
     def predict_share(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float64)
@@ -258,9 +274,10 @@ class SwingModel(TreeEnsemble):
         features = np.asarray(features, dtype=np.float64)
         trees = super().explain(features)
         contributions = trees.contributions.copy()
+        contributions[:, : len(self.linear_coef)] += self._linear_terms(features)
         contributions[:, 0] += features[:, 0]
         contributions[:, -1] += features[:, -1]
-        return Explanation(trees.bias, contributions, "share")
+        return Explanation(trees.bias + self.linear_intercept, contributions, "share")
 
 
 CompiledModel = LinearModel | TreeEnsemble
@@ -270,7 +287,7 @@ _KINDS: dict[str, type[LinearModel] | type[TreeEnsemble]] = {
 
 
 def save_compiled_model(model: CompiledModel, path: Path) -> None:
-    arrays = {field.name: np.asarray(getattr(model, field.name)) for field in fields(model)}
+    arrays = {spec.name: np.asarray(getattr(model, spec.name)) for spec in fields(model)}
     with open(path, "wb") as handle:
         np.savez(handle, kind=np.asarray(model.kind), **arrays)
 
@@ -283,11 +300,11 @@ def load_compiled_model(path: Path) -> CompiledModel:
         if cls is None:
             raise ValueError(f"unknown model kind {kind!r} in {path}")
         values = {}
-        for field in fields(cls):
-            if field.name not in archive:
-                raise ValueError(f"model file {path} lacks the array {field.name!r} of a {kind} model")
-            array = archive[field.name]
-            values[field.name] = array.item() if array.ndim == 0 else array
+        for spec in fields(cls):
+            if spec.name not in archive:
+                raise ValueError(f"model file {path} lacks the array {spec.name!r} of a {kind} model")
+            array = archive[spec.name]
+            values[spec.name] = array.item() if array.ndim == 0 else array
     if issubclass(cls, TreeEnsemble):
         values["max_depth"] = int(values["max_depth"])
         values["n_features"] = int(values["n_features"])

@@ -187,14 +187,18 @@ def realignment_spread(train: pd.DataFrame, residuals: pd.Series) -> np.ndarray:
 
 
 def build_prior(
-    train: pd.DataFrame, target: pd.DataFrame, electoral_votes: dict[str, int], source: str
+    train: pd.DataFrame,
+    target: pd.DataFrame,
+    electoral_votes: dict[str, int],
+    source: str,
+    poll_errors: pd.DataFrame,
 ) -> ElectionNightPrior:
     """The prior of the election in ``target`` (its feature rows, polls as of the day before), from a real-mode
-    forecaster fitted on ``train`` (elections before it only)."""
-    from election_assets.real.forecaster import fit_forecaster, relative_swing_target, walk_forward_residuals
+    forecaster fitted on ``train`` (elections before it only) and the poll errors of those elections
+    (``features.poll_errors``; later years are not read)."""
+    from election_assets.real.forecaster import fit_forecaster, relative_swing_target
 
-    residuals = walk_forward_residuals(train)
-    forecaster = fit_forecaster(train, residuals)
+    forecaster = fit_forecaster(train, poll_errors)
     noise = forecaster.noise(target)
     votes = target["prev_total_votes"].to_numpy(dtype=float)
     county_sd = size_scaled_county_sd(
@@ -216,5 +220,5 @@ def build_prior(
         county_sd=county_sd,
         covariate_names=REALIGNMENT_COVARIATES,
         covariates=_standardized(target, train),
-        realignment_sd=realignment_spread(train, residuals.frame["residual"]),
+        realignment_sd=realignment_spread(train, forecaster.variant.residuals.frame["residual"]),
     )

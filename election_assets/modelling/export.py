@@ -15,6 +15,8 @@ from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
 from election_assets.core.compiled_model import CompiledModel, LinearModel, SwingModel, TreeEnsemble
+from election_assets.core.real_features import REAL_FEATURE_NAMES
+from election_assets.real.forecaster import NoRelativeSwing
 
 
 def _positive_column(classes: np.ndarray) -> int:
@@ -142,13 +144,45 @@ def _compile_xgboost(estimator: XGBClassifier | XGBRegressor) -> TreeEnsemble:
     )
 
 
-def compile_swing_model(relative_swing: XGBRegressor, sigma_polled: float, sigma_unpolled: float) -> SwingModel:
-    """Real mode's serving form: the relative-swing trees, reading the real features, and the two model columns
-    after them (polled, state swing) that set the spread and the swing added to the previous share."""
-    trees = _compile_xgboost(relative_swing)
-    arrays = {field.name: getattr(trees, field.name) for field in fields(trees)}
+def _no_trees(n_features: int) -> TreeEnsemble:
+    nodes = np.zeros(0, dtype=np.int32)
+    return TreeEnsemble(
+        feature=nodes,
+        threshold=np.zeros(0),
+        left=nodes,
+        right=nodes,
+        value=np.zeros(0),
+        roots=nodes,
+        max_depth=0,
+        n_features=n_features,
+        aggregation="logit_sum",
+    )
+
+
+def compile_swing_model(relative_swing: object, sigma_polled: float, sigma_unpolled: float) -> SwingModel:
+    """Real mode's serving form of a forecaster's relative swing (``forecaster.RelativeSwing``: XGBoost trees, a
+    standardised ridge regression, or none), reading the real features, and the two model columns after them
+    (polled, state swing) that set the spread and the swing added to the previous share."""
+    n_real = len(REAL_FEATURE_NAMES)
+    center, coef, intercept = np.zeros(n_real), np.zeros(n_real), 0.0
+    if isinstance(relative_swing, XGBRegressor):
+        trees = _compile_xgboost(relative_swing)
+    elif isinstance(relative_swing, Pipeline):
+        scaler, ridge = relative_swing.named_steps["standardscaler"], relative_swing.named_steps["ridge"]
+        trees = _no_trees(n_real)
+        center, coef, intercept = scaler.mean_, ridge.coef_ / scaler.scale_, float(ridge.intercept_)
+    elif isinstance(relative_swing, NoRelativeSwing):
+        trees = _no_trees(n_real)
+    else:
+        raise TypeError(f"no serving form for a relative swing of type {type(relative_swing).__name__}")
+    arrays = {spec.name: getattr(trees, spec.name) for spec in fields(trees)}
     return SwingModel(
-        **(arrays | {"n_features": trees.n_features + 2}), sigma_polled=sigma_polled, sigma_unpolled=sigma_unpolled
+        **(arrays | {"n_features": n_real + 2}),
+        sigma_polled=sigma_polled,
+        sigma_unpolled=sigma_unpolled,
+        linear_center=np.asarray(center, dtype=np.float64),
+        linear_coef=np.asarray(coef, dtype=np.float64),
+        linear_intercept=intercept,
     )
 
 

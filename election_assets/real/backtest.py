@@ -19,7 +19,9 @@ from election_assets.real.evaluation import (
     simulate_states,
 )
 from election_assets.real.forecaster import (
+    RELATIVE_SWING_VARIANTS,
     SwingForecaster,
+    VariantChoice,
     fit_forecaster,
     margin_logistic_probability,
     persistence_probability,
@@ -101,12 +103,15 @@ class YearBacktest:
         return frame
 
 
-def backtest_year(features_by_year: Mapping[int, pd.DataFrame], year: int, state_shares: pd.Series) -> YearBacktest:
+def backtest_year(
+    features_by_year: Mapping[int, pd.DataFrame], year: int, state_shares: pd.Series, poll_errors: pd.DataFrame
+) -> YearBacktest:
     """Forecast ``year`` from earlier elections only. ``state_shares`` are the actual state results of ``year``,
-    used only to score the aggregated forecast."""
+    used only to score the aggregated forecast; ``poll_errors`` (``features.poll_errors``) may hold every year, the
+    forecaster reads those of its training elections only."""
     train = training_rows(features_by_year, before=year)
     test = features_by_year[year]
-    forecaster = fit_forecaster(train)
+    forecaster = fit_forecaster(train, poll_errors)
     share = forecaster.predict_share(test)
     probabilities = {
         FORECASTER: forecaster.win_probability(test),
@@ -172,6 +177,24 @@ def backtest_markdown(scores_by_year: Mapping[int, pd.DataFrame]) -> str:
             cells = [cell(row) for cell in _TABLE_COLUMNS.values()]
             name = f"**{model}**" if model == FORECASTER else model
             lines.append("| " + " | ".join([str(year), name, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def variant_choice_markdown(choices: Mapping[int, VariantChoice]) -> str:
+    """Which relative swing each year's forecaster uses and why: every variant's county Brier score (and log loss)
+    over the training elections it forecast from the ones before each."""
+    variants = list(RELATIVE_SWING_VARIANTS)
+    lines = [
+        "| year | validated on | " + " | ".join(f"{name}: Brier (log loss)" for name in variants) + " | chosen |",
+        "|" + "---|" * (len(variants) + 3),
+    ]
+    for year, choice in sorted(choices.items()):
+        if choice.scores.empty:
+            cells = ["" for _ in variants]
+        else:
+            cells = [f"{row['brier']:.4f} ({row['log_loss']:.4f})" for _, row in choice.scores.loc[variants].iterrows()]
+        validated = ", ".join(map(str, choice.validated_on)) or "(one training election)"
+        lines.append(f"| {year} | {validated} | " + " | ".join(cells) + f" | **{choice.chosen}** |")
     return "\n".join(lines)
 
 

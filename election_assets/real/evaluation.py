@@ -8,7 +8,7 @@ from io import BytesIO
 import numpy as np
 import pandas as pd
 
-from election_assets.real.forecaster import NoiseModel
+from election_assets.core.manifest import NoiseParts
 
 _PROBABILITY_FLOOR = 1e-6
 
@@ -115,7 +115,7 @@ class StateSimulation:
 
 
 def simulate_states(
-    frame: pd.DataFrame, share: np.ndarray, noise: NoiseModel, draws: int = 20_000, seed: int = 0
+    frame: pd.DataFrame, share: np.ndarray, noise: NoiseParts, draws: int = 20_000, seed: int = 0
 ) -> StateSimulation:
     """Correlated outcomes: one national error per draw, one error per state, and county errors, which average
     inside a state with the weights of its counties (previous turnout), so they are drawn at state level exactly.

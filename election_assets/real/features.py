@@ -108,6 +108,32 @@ def poll_estimate(polls: pd.DataFrame, state_returns: pd.DataFrame, year: int, a
     )
 
 
+def poll_errors(polls: pd.DataFrame, state_returns: pd.DataFrame) -> pd.DataFrame:
+    """How far the poll average missed in every state of every election with polls, a result and a previous result:
+    the state's share minus the polls' expected share as of the day before the election. Columns ``year``,
+    ``state_po``, ``residual`` and ``weight`` (the state's two-party votes), as ``forecaster.noise_model`` reads
+    them; a forecaster reads only the years it trained on."""
+    years = sorted(set(polls["year"]) & set(state_returns["year"]) & {year + 4 for year in state_returns["year"]})
+    frames = []
+    for year in years:
+        estimate = poll_estimate(polls, state_returns, year, forecast_day(year))
+        if not estimate.has_polls:
+            continue
+        rows = state_returns[state_returns["year"] == year].set_index("state_po")
+        actual = dem_two_party_share(rows)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "year": year,
+                    "state_po": actual.index,
+                    "residual": (actual - estimate.state_share.reindex(actual.index)).to_numpy(),
+                    "weight": (rows["dem_votes"] + rows["rep_votes"]).to_numpy(dtype=float),
+                }
+            ).dropna()
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def with_polls(frame: pd.DataFrame, polls: PollEstimate) -> pd.DataFrame:
     """``frame``'s counties with the poll estimate of their state and the model columns that follow from it: the one
     step a forecast of another day repeats."""
@@ -209,6 +235,9 @@ class ElectionInputs:
         return build_election_features(
             year, self.county_returns, self.state_returns, self.polls, self.demographics, as_of
         )
+
+    def poll_errors(self) -> pd.DataFrame:
+        return poll_errors(self.polls, self.state_returns)
 
     def features_by_year(self) -> dict[int, pd.DataFrame]:
         return {year: self.features(year).frame for year in FEATURE_YEARS}

@@ -4,11 +4,16 @@ swing relative to its state.
 - The state swing comes from the polls (``poll_average``: each state's polls as of the forecast day, shrunk
   towards the national swing the polls show where a state's polls are few). Every election 2000-2024 has polls;
   a request without a poll estimate assumes no swing, and the unpolled noise below carries that uncertainty.
-- The county's swing relative to its state is learnt by gradient-boosted trees from earlier elections: where
-  a county sits against its state, how it moved last time, education, rurality, unemployment.
-- Win probabilities come from a Gaussian spread fitted on out-of-sample residuals of earlier elections (walk
-  forward inside the training years), split into national, state and county parts so that simulations of
-  states and the electoral college share errors the way real elections do.
+- The county's swing relative to its state is learnt from earlier elections (where a county sits against its
+  state, how it moved last time, education, rurality, unemployment) by one of three variants: gradient-boosted
+  trees, a ridge regression, or none at all (every county moves with its state). Which one is chosen by a walk
+  forward inside the training elections: each training election after the first is forecast from the ones before
+  it, and the variant with the lowest county Brier score over those forecasts wins (``choose_relative_swing``).
+  The year being forecast plays no part in the choice.
+- Win probabilities come from a Gaussian spread split into national, state and county parts, so that simulations
+  of states and the electoral college share errors the way real elections do. The national and state parts are
+  the poll average's own errors in every earlier election with polls (``features.poll_errors``: 2000 onwards);
+  the county part is the chosen variant's walk-forward error of a county around its state.
 
 Baselines, scored the same way: persistence (the previous share, with a spread fitted on earlier swings) and a
 logistic regression on the previous margin only.
@@ -16,15 +21,19 @@ logistic regression on the previous margin only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from xgboost import XGBRegressor
 
 from election_assets.core.manifest import NoiseParts
 from election_assets.core.real_features import POLLED, REAL_FEATURE_NAMES, STATE_SWING, normal_cdf
+from election_assets.real.evaluation import score
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "n_estimators": 300,
@@ -34,6 +43,7 @@ RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "random_state": 0,
     "n_jobs": 2,
 }
+RIDGE_ALPHA = 1.0
 
 
 def relative_swing_target(frame: pd.DataFrame) -> pd.Series:
@@ -46,13 +56,47 @@ def relative_swing_weight(frame: pd.DataFrame) -> np.ndarray:
     return np.exp(frame["log_prev_votes"].to_numpy() / 2.0)
 
 
-def fit_relative_swing(train: pd.DataFrame) -> XGBRegressor:
+class NoRelativeSwing:
+    """The variant without a relative swing: every county moves with its state's polls."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(features))
+
+
+RelativeSwing = XGBRegressor | Pipeline | NoRelativeSwing
+
+
+def fit_trees(train: pd.DataFrame) -> XGBRegressor:
     model = XGBRegressor(**RELATIVE_SWING_PARAMS)
     model.fit(train[list(REAL_FEATURE_NAMES)], relative_swing_target(train), sample_weight=relative_swing_weight(train))
     return model
 
 
-def predict_share(model: XGBRegressor, frame: pd.DataFrame) -> np.ndarray:
+def fit_ridge(train: pd.DataFrame) -> Pipeline:
+    model = make_pipeline(StandardScaler(), Ridge(alpha=RIDGE_ALPHA))
+    features = train[list(REAL_FEATURE_NAMES)]
+    return model.fit(features, relative_swing_target(train), ridge__sample_weight=relative_swing_weight(train))
+
+
+def fit_none(train: pd.DataFrame) -> NoRelativeSwing:
+    return NoRelativeSwing()
+
+
+RELATIVE_SWING_VARIANTS: dict[str, Callable[[pd.DataFrame], RelativeSwing]] = {
+    "trees": fit_trees,
+    "ridge": fit_ridge,
+    "none": fit_none,
+}
+# With a single training election there is nothing to walk forward on; the trees were the model before the choice.
+DEFAULT_VARIANT = "trees"
+VARIANT_PARAMS: dict[str, dict[str, float | int]] = {
+    "trees": RELATIVE_SWING_PARAMS,
+    "ridge": {"alpha": RIDGE_ALPHA},
+    "none": {},
+}
+
+
+def predict_share(model: RelativeSwing, frame: pd.DataFrame) -> np.ndarray:
     relative = model.predict(frame[list(REAL_FEATURE_NAMES)])
     share = frame["prev_dem_share"].to_numpy() + frame[STATE_SWING].to_numpy() + relative
     return np.clip(share, 0.0, 1.0)
@@ -101,7 +145,7 @@ def _residual_frame(frame: pd.DataFrame, forecast: np.ndarray) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class WalkForwardResiduals:
-    """The forecaster's errors on each training year it could have forecast from earlier years only: ``frame``
+    """A variant's errors on each training year it could have forecast from earlier years only: ``frame``
     (``year``, ``state_po``, ``residual``, ``weight``; indexed like the training rows) and how they were made.
 
     With a single training year there is nothing to walk forward on, so persistence's errors (how much counties
@@ -112,17 +156,79 @@ class WalkForwardResiduals:
     source: str
 
 
-def walk_forward_residuals(train: pd.DataFrame) -> WalkForwardResiduals:
+def walk_forward_residuals(train: pd.DataFrame, variant: str = DEFAULT_VARIANT) -> WalkForwardResiduals:
     years = sorted(train["year"].unique())
     if len(years) == 1:
         persistence = _residual_frame(train, train["prev_dem_share"].to_numpy())
         return WalkForwardResiduals(persistence, source=f"persistence residuals {years[0]}")
+    fit = RELATIVE_SWING_VARIANTS[variant]
     residuals = [
-        _residual_frame(test, predict_share(fit_relative_swing(train[train["year"] < year]), test))
+        _residual_frame(test, predict_share(fit(train[train["year"] < year]), test))
         for year in years[1:]
         for test in [train[train["year"] == year]]
     ]
-    return WalkForwardResiduals(pd.concat(residuals), source=f"walk-forward residuals {years[1]}-{years[-1]}")
+    validated = str(years[1]) if len(years) == 2 else f"{years[1]}-{years[-1]}"
+    return WalkForwardResiduals(pd.concat(residuals), source=f"{variant} walk-forward residuals {validated}")
+
+
+def noise_model(residuals: WalkForwardResiduals, poll_errors: pd.DataFrame) -> NoiseModel:
+    """The county part from a variant's walk-forward residuals; the national and state parts from the poll
+    average's errors (``features.poll_errors`` of the training elections), which reach further back than the county
+    data. Without any poll error the residuals give all three parts."""
+    noise = NoiseModel.from_residuals(residuals.frame, source=residuals.source)
+    if poll_errors.empty:
+        return noise
+    polls = NoiseModel.from_residuals(poll_errors, source="")
+    years = sorted(poll_errors["year"].unique())
+    return replace(
+        noise,
+        national=polls.national,
+        state=polls.state,
+        source=f"poll errors {years[0]}-{years[-1]} (national, state); {residuals.source} (county)",
+    )
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """The relative-swing variant a forecaster uses and the evidence for it: each variant's county Brier score and
+    log loss over the training elections it could forecast from earlier ones (``scores``, one row per variant;
+    empty when a single training election leaves nothing to validate on), and the chosen one's residuals."""
+
+    chosen: str
+    validated_on: tuple[int, ...]
+    scores: pd.DataFrame
+    residuals: WalkForwardResiduals
+
+    @property
+    def reason(self) -> str:
+        if self.scores.empty:
+            return f"{self.chosen}: the default (one training election, nothing to validate on)"
+        best = self.scores.loc[self.chosen]
+        return (
+            f"{self.chosen}: lowest county Brier score ({best['brier']:.4f}) forecasting "
+            f"{', '.join(map(str, self.validated_on))} from the elections before each"
+        )
+
+
+def choose_relative_swing(train: pd.DataFrame, poll_errors: pd.DataFrame) -> VariantChoice:
+    """The walk-forward choice among ``RELATIVE_SWING_VARIANTS``: each variant's forecasts of the training elections
+    after the first, from the elections before each, with the win probabilities its own noise model gives; the
+    lowest county Brier score wins."""
+    years = tuple(int(year) for year in sorted(train["year"].unique()))
+    if len(years) == 1:
+        residuals = walk_forward_residuals(train, DEFAULT_VARIANT)
+        return VariantChoice(DEFAULT_VARIANT, (), pd.DataFrame(), residuals)
+    rows, residuals_by_variant = {}, {}
+    validated = train[train["year"] > years[0]]
+    for variant in RELATIVE_SWING_VARIANTS:
+        residuals = walk_forward_residuals(train, variant)
+        share = validated["outcome_dem_share"].to_numpy() - residuals.frame.loc[validated.index, "residual"].to_numpy()
+        sigma = noise_model(residuals, poll_errors).total
+        rows[variant] = score(normal_cdf((share - 0.5) / sigma), validated)
+        residuals_by_variant[variant] = residuals
+    scores = pd.DataFrame.from_dict(rows, orient="index")[["brier", "log_loss"]]
+    chosen = str(scores["brier"].idxmin())
+    return VariantChoice(chosen, years[1:], scores, residuals_by_variant[chosen])
 
 
 def national_swing_spread(train: pd.DataFrame) -> float:
@@ -134,9 +240,10 @@ def national_swing_spread(train: pd.DataFrame) -> float:
 
 @dataclass(frozen=True)
 class SwingForecaster:
-    relative_swing: XGBRegressor
-    # The walk-forward residuals come from years with polls, whose national error is small. Without any poll the
-    # national swing itself is unknown, so its spread between earlier elections replaces the national part.
+    relative_swing: RelativeSwing
+    variant: VariantChoice
+    # The poll errors say how far polls miss. Without any poll the national swing itself is unknown, so its spread
+    # between earlier elections replaces the national part when it is wider.
     polled_noise: NoiseModel
     unpolled_noise: NoiseModel
     trained_through: int
@@ -152,17 +259,21 @@ class SwingForecaster:
         return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
 
-def fit_forecaster(train: pd.DataFrame, residuals: WalkForwardResiduals | None = None) -> SwingForecaster:
-    """The forecaster of ``train``; ``residuals``, when the caller has them, are ``walk_forward_residuals(train)``
-    (the election-night prior uses them too, and they cost a fit per training year)."""
-    residuals = residuals or walk_forward_residuals(train)
-    noise = NoiseModel.from_residuals(residuals.frame, source=residuals.source)
+def fit_forecaster(train: pd.DataFrame, poll_errors: pd.DataFrame) -> SwingForecaster:
+    """The forecaster of ``train``: the relative-swing variant chosen by walk forward inside it, refitted on all of
+    it, and the noise parts. ``poll_errors`` (``features.poll_errors``) may hold any years; only those of the
+    training elections are read."""
+    trained_through = int(train["year"].max())
+    poll_errors = poll_errors[poll_errors["year"] <= trained_through]
+    choice = choose_relative_swing(train, poll_errors)
+    noise = noise_model(choice.residuals, poll_errors)
     national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
-        relative_swing=fit_relative_swing(train),
+        relative_swing=RELATIVE_SWING_VARIANTS[choice.chosen](train),
+        variant=choice,
         polled_noise=noise,
         unpolled_noise=replace(noise, national=national, source=f"{noise.source}; national swing spread"),
-        trained_through=int(train["year"].max()),
+        trained_through=trained_through,
     )
 
 

@@ -21,7 +21,7 @@ from election_assets.live.replay import REPLAY_YEARS
 from election_assets.live.scoring import ReplaySummaryError, read_replay_summary, score_replay
 from election_assets.real.backtest import FORECASTER, training_rows
 from election_assets.real.evaluation import electoral_votes
-from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, forecast_day, state_shares
+from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, forecast_day, poll_errors, state_shares
 
 GROUP = "live"
 CODE_VERSION = "1"
@@ -64,7 +64,11 @@ def prior_source(year: int, training_years: list[int]) -> str:
     kinds={"xgboost", "json"},
 )
 def election_night_prior(
-    context: dg.AssetExecutionContext, features_by_year: dict[str, pd.DataFrame], storage: ProjectStorage
+    context: dg.AssetExecutionContext,
+    features_by_year: dict[str, pd.DataFrame],
+    state_returns: pd.DataFrame,
+    polls: pd.DataFrame,
+    storage: ProjectStorage,
 ) -> dg.MaterializeResult:
     """What the live updater believes before the first county reports (``live.prior``): each county's forecast
     share, expected votes and error spread, the national and state error parts, the electoral votes. For a replayed
@@ -73,7 +77,8 @@ def election_night_prior(
     year = int(context.partition_key)
     train, target = prior_rows(_by_year(features_by_year), year)
     training_years = sorted(int(y) for y in train["year"].unique())
-    prior = build_prior(train, target, electoral_votes(year), prior_source(year, training_years))
+    errors = poll_errors(polls, state_returns)
+    prior = build_prior(train, target, electoral_votes(year), prior_source(year, training_years), errors)
     if prior.manifest.trained_through >= year:  # training_rows guarantees it; the file must never say otherwise
         raise dg.Failure(f"the {year} prior was trained through {prior.manifest.trained_through}")
     path = storage.store_paths().live_prior(year)

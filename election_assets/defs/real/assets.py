@@ -42,6 +42,7 @@ from election_assets.real.backtest import (
     state_calibration,
     state_calibration_markdown,
     training_rows,
+    variant_choice_markdown,
 )
 from election_assets.real.campaign import (
     CAMPAIGN_END,
@@ -60,9 +61,10 @@ from election_assets.real.features import (
     NEXT_ELECTION,
     build_election_features,
     forecast_day,
+    poll_errors,
     state_shares,
 )
-from election_assets.real.forecaster import RELATIVE_SWING_PARAMS, SwingForecaster, fit_forecaster
+from election_assets.real.forecaster import VARIANT_PARAMS, SwingForecaster, fit_forecaster
 from election_assets.real.maps import county_map_png, state_map_png
 
 GROUP = "real"
@@ -155,8 +157,9 @@ def walk_forward_backtest(
 ):
     year = int(context.partition_key)
     actual = state_shares(state_returns, year)
-    result = backtest_year(_by_year(features_by_year), year, actual)
-    context.log.info(f"backtest {year}: trained on {list(result.training_years)}")
+    result = backtest_year(_by_year(features_by_year), year, actual, poll_errors(polls, state_returns))
+    variant = result.forecaster.variant
+    context.log.info(f"backtest {year}: trained on {list(result.training_years)}; relative swing {variant.reason}")
     png = calibration_png(result.calibration, f"Calibration, {year} counties")
     directory = storage.reports_path("real", "backtest", str(year))
     (directory / "calibration.png").write_bytes(png)
@@ -174,7 +177,7 @@ def walk_forward_backtest(
                 "polls_fingerprint": fingerprint(polls[polls["year"] <= year]),
             }
         )
-        mlflow.log_params({"trained_on": ",".join(map(str, result.training_years))})
+        mlflow.log_params({"trained_on": ",".join(map(str, result.training_years)), "relative_swing": variant.chosen})
         mlflow.log_params({"features": ",".join(REAL_FEATURE_NAMES), "noise_total": round(noise.total, 5)})
         for model, row in result.scores.iterrows():
             mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
@@ -190,6 +193,8 @@ def walk_forward_backtest(
             "calibration_png": dg.MetadataValue.path(str(directory / "calibration.png")),
             "beats_baselines": verdict,
             "noise": asdict(noise),
+            "relative_swing": variant.reason,
+            "relative_swing_walk_forward": dg.MetadataValue.md(variant_choice_markdown({year: variant})),
             "mlflow_run_id": run.info.run_id,
             **{f"{FORECASTER}_{k}": float(v) for k, v in result.scores.loc[FORECASTER].dropna().items()},
         },
@@ -259,7 +264,7 @@ def _real_manifest(
         feature_names=list(REAL_MODEL_COLUMNS),
         input_schema=REAL_MODE.input_schema(),
         labels={"positive": CANDIDATE_A, "negative": CANDIDATE_B, CANDIDATE_A: "Democratic", CANDIDATE_B: "Republican"},
-        hyperparameters=dict(RELATIVE_SWING_PARAMS),
+        hyperparameters={"relative_swing": forecaster.variant.chosen, **VARIANT_PARAMS[forecaster.variant.chosen]},
         training_data_fingerprint=fingerprint(train),
         training_rows=len(train),
         source_run=SourceRun(dagster_run_id=run_id),
@@ -288,13 +293,15 @@ def real_champion_model(
     context: dg.AssetExecutionContext,
     features_by_year: dict[str, pd.DataFrame],
     backtests: dict[str, pd.DataFrame],
+    state_returns: pd.DataFrame,
+    polls: pd.DataFrame,
     storage: ProjectStorage,
 ) -> dg.MaterializeResult:
     """The forecaster trained on every election in the data, compiled to the API's NumPy format and published
     to the real-mode model store (``ELECTION_REAL_MODEL_STORE``), with the backtest of the latest year as its
     record. The API serves it with ``ELECTION_API_MODE=real``."""
     train = training_rows(_by_year(features_by_year), before=NEXT_ELECTION)
-    forecaster = fit_forecaster(train)
+    forecaster = fit_forecaster(train, poll_errors(polls, state_returns))
     compiled = compile_swing_model(
         forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
     )
@@ -309,6 +316,7 @@ def real_champion_model(
             "model_store": dg.MetadataValue.path(str(storage.real_model_store().version_dir(version))),
             "trained_through": forecaster.trained_through,
             "training_rows": len(train),
+            "relative_swing": forecaster.variant.reason,
             "metrics": manifest.metrics,
             "metrics_source": manifest.metrics_source,
         }
