@@ -95,8 +95,11 @@ def _features(live: Live) -> dict[str, pd.DataFrame]:
     }
 
 
-def _prior_document(live: Live, features: dict[str, pd.DataFrame], tmp_path) -> dict:
-    """The prior file the asset writes from ``features`` (invoked directly, into ``tmp_path``), manifest aside."""
+def _prior_document(
+    live: Live, features: dict[str, pd.DataFrame], tmp_path, state_returns: pd.DataFrame | None = None
+) -> dict:
+    """The prior file the asset writes from ``features`` and ``state_returns`` (default: the instance's) and the
+    instance's polls (invoked directly, into ``tmp_path``), manifest aside."""
     storage = ProjectStorage(
         data_dir=str(tmp_path),
         model_store_dir=str(tmp_path / "model_store"),
@@ -106,7 +109,10 @@ def _prior_document(live: Live, features: dict[str, pd.DataFrame], tmp_path) -> 
         polls_inbox_dir=str(tmp_path / "inbox"),
     )
     context = dg.build_asset_context(partition_key=str(PRIOR_YEAR))
-    election_night_prior(context, features_by_year=features, storage=storage)
+    if state_returns is None:
+        state_returns = live.definitions.load_asset_value("state_returns", instance=live.instance)
+    polls = live.definitions.load_asset_value("polls", instance=live.instance)
+    election_night_prior(context, features_by_year=features, state_returns=state_returns, polls=polls, storage=storage)
     document = json.loads(StorePaths(tmp_path, tmp_path, tmp_path, tmp_path).live_prior(PRIOR_YEAR).read_text())
     return {key: value for key, value in document.items() if key != "manifest"}
 
@@ -121,8 +127,13 @@ def test_no_county_result_of_the_target_year_reaches_the_prior(live, tmp_path):
         values = scrambled[column].sample(frac=1.0, random_state=3).to_numpy()
         scrambled[column] = 1 - values if column.endswith("share") else values
     assert not scrambled["outcome_dem_share"].equals(target["outcome_dem_share"])
+    # The state results of the year (which give its poll errors) turned over as well.
+    returns = live.definitions.load_asset_value("state_returns", instance=live.instance)
+    of_year = returns["year"] == PRIOR_YEAR
+    turned = returns.copy()
+    turned.loc[of_year, ["dem_votes", "rep_votes"]] = returns.loc[of_year, ["rep_votes", "dem_votes"]].to_numpy()
     written = json.loads(live.paths().live_prior(PRIOR_YEAR).read_text())
-    rebuilt = _prior_document(live, {**features, str(PRIOR_YEAR): scrambled}, tmp_path / "scrambled")
+    rebuilt = _prior_document(live, {**features, str(PRIOR_YEAR): scrambled}, tmp_path / "scrambled", turned)
     assert rebuilt == {key: value for key, value in written.items() if key != "manifest"}
     # The comparison can see a change: the results of a training year do move the prior.
     training = features["2008"].assign(outcome_dem_share=features["2008"]["outcome_dem_share"] * 0.9)
