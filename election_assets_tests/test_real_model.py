@@ -3,7 +3,7 @@ training, the acceptance rule against the baselines, and the outputs ``make real
 
 import importlib.util
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from election_assets.real.backtest import (
     training_rows,
     vote_weighted_gain,
 )
+from election_assets.real.campaign import forecast_as_of
 from election_assets.real.evaluation import CALIBRATION_BINS, electoral_votes, simulate_states
 from election_assets.real.features import (
     FEATURE_YEARS,
@@ -43,6 +44,7 @@ from election_assets.real.forecaster import (
     DEFAULT_VARIANT,
     RELATIVE_SWING_VARIANTS,
     NoiseModel,
+    PollNoiseCurve,
     fit_forecaster,
     predict_share,
 )
@@ -325,10 +327,13 @@ def test_the_pooled_gain_weights_each_year_by_its_votes_and_combines_independent
 
 
 @pytest.fixture(scope="module")
-def backtest_document(inputs, backtests, figures) -> tuple[dict[int, pd.DataFrame], pd.DataFrame, str]:
+def backtest_document(
+    inputs, backtests, features_by_year, figures
+) -> tuple[dict[int, pd.DataFrame], pd.DataFrame, str]:
     scores = {year: result.scores for year, result in backtests.items()}
     states = figures.state_forecasts(inputs, backtests)
-    return scores, states, figures.backtest_document(backtests, states)
+    early = figures.early_backtests(inputs, features_by_year)
+    return scores, states, figures.backtest_document(backtests, states, early)
 
 
 def test_the_generated_backtest_table_is_the_one_the_code_renders(backtest_document, figures):
@@ -424,13 +429,40 @@ def test_the_relative_swing_is_the_variant_with_the_lowest_walk_forward_brier_sc
         assert choice.scores["brier"].idxmin() == choice.chosen, choice.scores
 
 
-def test_the_poll_error_is_each_states_result_minus_its_poll_average(inputs, poll_error_table):
-    assert sorted(poll_error_table["year"].unique()) == [2000, 2004, 2008, 2012, 2016, 2020]
-    assert poll_error_table.groupby("year").size().eq(51).all()
-    errors = poll_error_table[poll_error_table["year"] == 2016].set_index("state_po")
-    polls = inputs.features(2016).polls
+def test_the_poll_error_is_each_states_result_minus_its_poll_average_as_far_out_as_the_forecast(
+    inputs, poll_error_table
+):
+    day_before = poll_error_table[poll_error_table["days_before"] == 1]
+    assert sorted(day_before["year"].unique()) == [2000, 2004, 2008, 2012, 2016, 2020]
+    assert day_before.groupby("year").size().eq(51).all()
+    # The 2000, 2004 and 2020 polls cover the last three weeks only: no error for them eight weeks out.
+    eight_weeks = poll_error_table[poll_error_table["days_before"] == 56]
+    assert sorted(eight_weeks["year"].unique()) == [2008, 2012, 2016]
     result = state_shares(inputs.state_returns, 2016)
-    assert errors.loc["PA", "residual"] == pytest.approx(result["PA"] - polls.state_share["PA"])
+    for days in (1, 56):
+        errors = poll_error_table[(poll_error_table["year"] == 2016) & (poll_error_table["days_before"] == days)]
+        polls = inputs.features(2016, as_of=election_day(2016) - timedelta(days=days)).polls
+        error = errors.set_index("state_po").loc["PA", "residual"]
+        assert error == pytest.approx(result["PA"] - polls.state_share["PA"])
+
+
+def test_the_polls_error_parts_never_shrink_further_out_and_a_horizon_without_polls_takes_the_nearer_ones():
+    rng = np.random.default_rng(0)
+    rows = []
+    for year, days, spread in ((2000, 1, 0.02), (2004, 1, 0.02), (2008, 1, 0.01), (2008, 14, 0.005), (2012, 14, 0.5)):
+        national = rng.normal(0.0, spread)
+        rows += [
+            {"days_before": days, "year": year, "state_po": f"S{i}", "residual": national + e, "weight": 1.0}
+            for i, e in enumerate(rng.normal(0.0, spread, 20))
+        ]
+    errors = pd.DataFrame(rows)
+    curve = PollNoiseCurve.from_poll_errors(errors, trained_through=2008)  # 2012's wild errors are not read
+    day_before, two_weeks = curve.parts(1), curve.parts(14)
+    assert (two_weeks["national"], two_weeks["state"]) == (day_before["national"], day_before["state"])
+    assert curve.parts(7)["state"] == two_weeks["state"] and curve.parts(60)["state"] == two_weeks["state"]
+    assert list(curve.table["elections"]) == [3, 1]
+    with pytest.raises(ValueError, match="no poll errors of an election through 1996"):
+        PollNoiseCurve.from_poll_errors(errors, trained_through=1996)
 
 
 def test_a_forecaster_reads_no_poll_error_of_an_election_it_did_not_train_on(features_by_year, poll_error_table):
@@ -440,11 +472,36 @@ def test_a_forecaster_reads_no_poll_error_of_an_election_it_did_not_train_on(fea
     perturbed = poll_error_table.assign(residual=poll_error_table["residual"].where(~later, 0.3))
     before, after = fit_forecaster(train, poll_error_table), fit_forecaster(train, perturbed)
     assert after.polled_noise == before.polled_noise and after.variant.chosen == before.variant.chosen
-    expected = NoiseModel.from_residuals(poll_error_table[~later], source="")
+    assert after.poll_noise.table.equals(before.poll_noise.table)
+    known = poll_error_table[~later & (poll_error_table["days_before"] == 1)]
+    expected = NoiseModel.from_residuals(known, source="")
     assert (before.polled_noise.national, before.polled_noise.state) == pytest.approx(
         (expected.national, expected.state)
     )
-    assert before.polled_noise.source.startswith("poll errors 2000-2012 (national, state)")
+    assert before.polled_noise.source.startswith("poll errors of 4 elections through 2012 (national, state)")
+
+
+def test_a_forecast_further_from_the_election_has_the_wider_errors_and_the_last_one_is_the_apis(
+    inputs, backtests, features_by_year, poll_error_table
+):
+    forecaster = backtests[2016].forecaster
+    model = compile_swing_model(
+        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
+    )
+    noise = {"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise}
+    counties = features_by_year[2016]
+
+    def as_of(day):
+        return forecast_as_of(
+            model, noise, forecaster.poll_noise, counties, inputs.polls, inputs.state_returns, day, year=2016
+        )
+
+    last, early = as_of(forecast_day(2016)), as_of(election_day(2016) - timedelta(days=56))
+    assert last.noise.national == forecaster.polled_noise.national and last.noise.state == forecaster.polled_noise.state
+    columns = real_model_features(counties[list(REAL_INPUT_FIELD_NAMES)].to_numpy())
+    assert last.counties["p_candidate_a"].to_numpy() == pytest.approx(model.predict_proba_a(columns), abs=1e-12)
+    assert early.noise.national > last.noise.national and early.noise.state > last.noise.state
+    assert early.summary["error_sd_state"] == early.noise.state
 
 
 def test_the_generated_figures_of_the_model_variants_are_the_ones_the_script_prints(features_by_year, figures):

@@ -4,11 +4,12 @@
 
 - ``docs/generated/real_backtest.md``: the walk-forward backtest table exactly as
   ``election_assets.real.backtest.backtest_markdown`` renders it (the table ``make real`` writes to
-  ``data/reports/real/backtest.md``), and the forecaster's vote-weighted gain over persistence pooled over 2012-2020
-  and over 2008-2020 (``pooled_vote_weighted_gain``, formatted by ``format_gain``).
-- ``docs/generated/real_model_variants.md``: the figures of ``scripts/real_model_variants.py`` (the shipped trees
-  beside a ridge regression and no relative swing at all, and the walk-forward comparison inside each backtest
-  year's training elections).
+  ``data/reports/real/backtest.md``), the relative swing each year chose, the forecaster's vote-weighted gain over
+  persistence pooled over 2008-2020 (``pooled_vote_weighted_gain``, formatted by ``format_gain``), the state calls
+  beside the published forecasts, the pooled state calibration, and the same backtest as of 4 and 8 weeks before
+  each election where the data has polls that early.
+- ``docs/generated/real_model_variants.md``: the figures of ``scripts/real_model_variants.py`` (each relative-swing
+  variant's test-year figures, for the record, and the walk-forward comparison on the relative swing's RMSE).
 
 ``election_assets_tests/test_real_model.py`` renders both documents again from the same computation and fails when
 they differ from the committed files: rerun this script (about 20 s) after changing the real-mode features,
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -26,10 +28,12 @@ import pandas as pd
 
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
+    FORECASTER,
     GAIN_LEVEL,
     YearBacktest,
     backtest_markdown,
     backtest_year,
+    beats_baselines,
     format_gain,
     pooled_vote_weighted_gain,
     published_comparison_markdown,
@@ -37,7 +41,7 @@ from election_assets.real.backtest import (
     state_calibration_markdown,
     variant_choice_markdown,
 )
-from election_assets.real.features import ElectionInputs, state_shares
+from election_assets.real.features import ElectionInputs, election_day, state_shares
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -67,6 +71,42 @@ def backtests(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> di
     }
 
 
+# The earlier forecasts the backtest is also run for: 4 and 8 weeks before the election.
+EARLY_DAYS_BEFORE: tuple[int, ...] = (28, 56)
+
+
+def early_backtests(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Each backtest year forecast ``EARLY_DAYS_BEFORE`` days before the election: that day's polls and the polls'
+    errors that far out (``backtest_year``'s ``days_before``); a year whose data has no poll that early is left
+    out (2020's polls cover only the last three weeks)."""
+    errors = inputs.poll_errors()
+    rows = []
+    for days in EARLY_DAYS_BEFORE:
+        for year in BACKTEST_YEARS:
+            early = inputs.features(year, as_of=election_day(year) - timedelta(days=days))
+            if not early.polls.has_polls:
+                continue
+            result = backtest_year(
+                {**by_year, year: early.frame}, year, state_shares(inputs.state_returns, year), errors, days
+            )
+            ours = result.scores.loc[FORECASTER]
+            rows.append(
+                {
+                    "year": year,
+                    "days before": days,
+                    "polls": early.polls.polls_used,
+                    "Brier": ours["brier"],
+                    "log loss": ours["log_loss"],
+                    "beats both baselines": "yes" if all(beats_baselines(result.scores).values()) else "no",
+                    "states right": f"{int(ours['states_right'])}/51",
+                    "state Brier": ours["state_brier"],
+                    "national, state error sd": f"{result.forecaster.polled_noise.national:.4f}, "
+                    f"{result.forecaster.polled_noise.state:.4f}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def state_forecasts(inputs: ElectionInputs, results: Mapping[int, YearBacktest]) -> pd.DataFrame:
     """Every backtest year's state forecasts beside the results, as ``backtest_state_forecasts`` holds them."""
     return pd.concat(
@@ -90,8 +130,9 @@ def _years(years: tuple[int, ...]) -> str:
     return f"{years[0]}-{years[-1]}"
 
 
-def backtest_document(results: Mapping[int, YearBacktest], states: pd.DataFrame) -> str:
-    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest``."""
+def backtest_document(results: Mapping[int, YearBacktest], states: pd.DataFrame, early: pd.DataFrame) -> str:
+    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest`` and ``early_backtests``."""
+    four = "{:.4f}".format
     scores_by_year = {year: result.scores for year, result in results.items()}
     level = f"{GAIN_LEVEL:.0%}"
     pooled = [
@@ -142,6 +183,14 @@ def backtest_document(results: Mapping[int, YearBacktest], states: pd.DataFrame)
             "(`backtest_summary` draws the same table as `state_calibration.png`):",
             "",
             state_calibration_markdown(state_calibration(states)),
+            "",
+            "## Earlier in the campaign: 4 and 8 weeks before",
+            "",
+            "The same backtest with the polls that had ended 4 and 8 weeks before each election, and the spread of",
+            "the polls' errors that far out in the training elections (wider: polls move and miss more). Only the",
+            "years whose data has polls that early (2008-2016; the 2020 file covers the last three weeks):",
+            "",
+            _markdown_table(early, {"Brier": four, "log loss": four, "state Brier": four}),
             "",
         ]
     )
@@ -198,7 +247,9 @@ def main() -> None:
     variants = load_variants()
     GENERATED.mkdir(parents=True, exist_ok=True)
     results = backtests(inputs, by_year)
-    BACKTEST_FILE.write_text(backtest_document(results, state_forecasts(inputs, results)))
+    BACKTEST_FILE.write_text(
+        backtest_document(results, state_forecasts(inputs, results), early_backtests(inputs, by_year))
+    )
     VARIANTS_FILE.write_text(
         variants_document(variants.backtest_rows(by_year), variants.walk_forward_inside_training(by_year))
     )

@@ -257,8 +257,12 @@ class SwingModel(TreeEnsemble):
     def margin(self, features: np.ndarray) -> np.ndarray:
         """The relative swing: the trees' sum plus the linear terms."""
         features = np.asarray(features, dtype=np.float64)
-        trees = super().margin(features) if len(self.roots) else self.base_margin
-        return trees + self._linear_terms(features).sum(axis=1) + self.linear_intercept
+        margin = super().margin(features) if len(self.roots) else np.full(len(features), self.base_margin)
+        # Term by term: a row's sum must not depend on the batch it came in (a row-wise reduction may change its
+        # order with the batch's shape), so the API and the batch forecast agree to the last bit.
+        for column, (center, coef) in enumerate(zip(self.linear_center, self.linear_coef, strict=True)):
+            margin = margin + (features[:, column] - center) * coef
+        return margin + self.linear_intercept
 
     def predict_share(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float64)

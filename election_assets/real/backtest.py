@@ -18,6 +18,7 @@ from election_assets.real.evaluation import (
     score_states,
     simulate_states,
 )
+from election_assets.real.features import FINAL_FORECAST_DAYS_BEFORE
 from election_assets.real.forecaster import (
     RELATIVE_SWING_VARIANTS,
     SwingForecaster,
@@ -104,14 +105,19 @@ class YearBacktest:
 
 
 def backtest_year(
-    features_by_year: Mapping[int, pd.DataFrame], year: int, state_shares: pd.Series, poll_errors: pd.DataFrame
+    features_by_year: Mapping[int, pd.DataFrame],
+    year: int,
+    state_shares: pd.Series,
+    poll_errors: pd.DataFrame,
+    days_before: int = FINAL_FORECAST_DAYS_BEFORE,
 ) -> YearBacktest:
-    """Forecast ``year`` from earlier elections only. ``state_shares`` are the actual state results of ``year``,
-    used only to score the aggregated forecast; ``poll_errors`` (``features.poll_errors``) may hold every year, the
-    forecaster reads those of its training elections only."""
+    """Forecast ``year`` from earlier elections only, ``days_before`` days before it (``features_by_year[year]``
+    must hold the features as of that day). ``state_shares`` are the actual state results of ``year``, used only to
+    score the aggregated forecast; ``poll_errors`` (``features.poll_errors``) may hold every year, the forecaster
+    reads those of its training elections only."""
     train = training_rows(features_by_year, before=year)
     test = features_by_year[year]
-    forecaster = fit_forecaster(train, poll_errors)
+    forecaster = fit_forecaster(train, poll_errors).days_before(days_before)
     share = forecaster.predict_share(test)
     probabilities = {
         FORECASTER: forecaster.win_probability(test),

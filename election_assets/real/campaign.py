@@ -2,8 +2,9 @@
 
 A day's forecast is the published model applied to the election's counties with the polls that ended before that
 day (``features.with_polls``): county shares and win probabilities, state probabilities and the electoral-vote
-distribution from the model's correlated errors (``evaluation.simulate_states``). Only the polls change from day to
-day, so the timeline rebuilds nothing else.
+distribution from the model's correlated errors (``evaluation.simulate_states``), whose national and state parts
+are the polls' errors as far before the election as the day is (``forecaster.PollNoiseCurve``). Only the polls and
+that horizon change from day to day, so the timeline rebuilds nothing else.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import pandas as pd
 
 from election_assets.core.compiled_model import SwingModel
 from election_assets.core.manifest import NoiseParts
-from election_assets.core.real_features import REAL_MODEL_COLUMNS
+from election_assets.core.real_features import REAL_MODEL_COLUMNS, normal_cdf
 from election_assets.real.evaluation import TOTAL_ELECTORAL_VOTES, WINNING_ELECTORAL_VOTES, simulate_states
-from election_assets.real.features import NEXT_ELECTION, forecast_day, poll_estimate, with_polls
+from election_assets.real.features import NEXT_ELECTION, election_day, forecast_day, poll_estimate, with_polls
+from election_assets.real.forecaster import PollNoiseCurve
 from election_assets.real.poll_average import PollEstimate
 
 # The campaign a user can pick a day of: from August to the day before the election.
@@ -46,6 +48,7 @@ class DayForecast:
     states: pd.DataFrame  # indexed by state_po: year, p_candidate_a, dem_two_party_share
     electoral_votes: np.ndarray  # the Democratic candidate's electoral votes in each simulation
     polls: PollEstimate
+    noise: NoiseParts  # the error parts the day's simulation drew
 
     @property
     def summary(self) -> dict[str, object]:
@@ -61,6 +64,8 @@ class DayForecast:
             "candidate_b_votes_median": float(TOTAL_ELECTORAL_VOTES - median),
             "polls_used": self.polls.polls_used,
             "national_swing_in_polls": self.polls.national_swing,
+            "error_sd_national": self.noise.national,
+            "error_sd_state": self.noise.state,
         }
 
     def distribution(self) -> pd.DataFrame:
@@ -79,6 +84,7 @@ class DayForecast:
 def forecast_as_of(
     model: SwingModel,
     noise: Mapping[str, NoiseParts],
+    poll_noise: PollNoiseCurve,
     counties: pd.DataFrame,
     polls: pd.DataFrame,
     state_returns: pd.DataFrame,
@@ -86,25 +92,30 @@ def forecast_as_of(
     year: int = NEXT_ELECTION,
 ) -> DayForecast:
     """``year``'s forecast made on ``day`` from the polls that ended before it. ``counties`` are the election's
-    feature rows (``election_features``), ``noise`` the published model's parts for polled and unpolled states."""
+    feature rows (``election_features``), ``noise`` the published model's parts for polled and unpolled states as of
+    the day before the election, ``poll_noise`` the polls' national and state errors by days before the election
+    (the same elections' ``PollNoiseCurve``): a day further out gets the wider errors of its horizon, and the day
+    before the election is exactly what the API computes."""
     estimate = poll_estimate(polls, state_returns, year, day)
     frame = with_polls(counties, estimate)
     columns = frame[list(REAL_MODEL_COLUMNS)].to_numpy(np.float64)
     share = model.predict_share(columns)
-    simulation = simulate_states(frame, share, noise["polled" if estimate.has_polls else "unpolled"])
+    days_before = (election_day(year) - day).days
+    day_noise = poll_noise.noise(noise["polled"], days_before) if estimate.has_polls else noise["unpolled"]
+    simulation = simulate_states(frame, share, day_noise)
     county_table = pd.DataFrame(
         {
             "county_fips": frame["county_fips"],
             "county_name": frame["county_name"],
             "state_po": frame["state_po"],
             "year": year,
-            "p_candidate_a": model.predict_proba_a(columns),
+            "p_candidate_a": normal_cdf((share - 0.5) / day_noise.total),
             "dem_two_party_share": share,
         }
     )
     states = pd.concat([simulation.win_probability, simulation.expected_share], axis=1).rename_axis("state_po")
     states.insert(0, "year", year)
-    return DayForecast(day, county_table, states, simulation.electoral_votes(year), estimate)
+    return DayForecast(day, county_table, states, simulation.electoral_votes(year), estimate, day_noise)
 
 
 def timeline(forecasts: Iterable[DayForecast]) -> pd.DataFrame:
@@ -122,6 +133,8 @@ def timeline(forecasts: Iterable[DayForecast]) -> pd.DataFrame:
                 "candidate_a_votes_high80": high,
                 "polls_used": summary["polls_used"],
                 "national_swing_in_polls": summary["national_swing_in_polls"],
+                "error_sd_national": summary["error_sd_national"],
+                "error_sd_state": summary["error_sd_state"],
             }
         )
     return pd.DataFrame(rows)

@@ -53,6 +53,10 @@ DEMOGRAPHIC_INPUTS: dict[str, str] = {
 KNOWN_BEFORE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REAL_INPUT_FIELD_NAMES, *REAL_MODEL_COLUMNS)))
 
 
+# The final forecast is made the day before the election.
+FINAL_FORECAST_DAYS_BEFORE = 1
+
+
 def election_day(year: int) -> date:
     """US federal election day: the Tuesday after the first Monday of November."""
     first_monday = date(year, 11, 1) + timedelta(days=(0 - date(year, 11, 1).weekday()) % 7)
@@ -61,7 +65,7 @@ def election_day(year: int) -> date:
 
 def forecast_day(year: int) -> date:
     """The day the final forecast of an election is made: the day before it, from the polls that ended before."""
-    return election_day(year) - timedelta(days=1)
+    return election_day(year) - timedelta(days=FINAL_FORECAST_DAYS_BEFORE)
 
 
 def dem_two_party_share(frame: pd.DataFrame) -> pd.Series:
@@ -108,29 +112,38 @@ def poll_estimate(polls: pd.DataFrame, state_returns: pd.DataFrame, year: int, a
     )
 
 
-def poll_errors(polls: pd.DataFrame, state_returns: pd.DataFrame) -> pd.DataFrame:
-    """How far the poll average missed in every state of every election with polls, a result and a previous result:
-    the state's share minus the polls' expected share as of the day before the election. Columns ``year``,
-    ``state_po``, ``residual`` and ``weight`` (the state's two-party votes), as ``forecaster.noise_model`` reads
-    them; a forecaster reads only the years it trained on."""
+# Days before election day at which the poll average's errors are measured: the day before (the final forecast),
+# then every week to 14 weeks, which covers a campaign from August.
+POLL_ERROR_HORIZONS: tuple[int, ...] = (FINAL_FORECAST_DAYS_BEFORE, *range(7, 99, 7))
+
+
+def poll_errors(
+    polls: pd.DataFrame, state_returns: pd.DataFrame, horizons: tuple[int, ...] = POLL_ERROR_HORIZONS
+) -> pd.DataFrame:
+    """How far the poll average missed in every state of every election with polls, a result and a previous result,
+    at each horizon: the state's share minus the polls' expected share as of ``days_before`` days before election
+    day. Columns ``days_before``, ``year``, ``state_po``, ``residual`` and ``weight`` (the state's two-party votes),
+    as ``forecaster.PollNoiseCurve`` reads them; an election without any poll yet at a horizon has no rows there. A
+    forecaster reads only the years it trained on."""
     years = sorted(set(polls["year"]) & set(state_returns["year"]) & {year + 4 for year in state_returns["year"]})
     frames = []
     for year in years:
-        estimate = poll_estimate(polls, state_returns, year, forecast_day(year))
-        if not estimate.has_polls:
-            continue
         rows = state_returns[state_returns["year"] == year].set_index("state_po")
         actual = dem_two_party_share(rows)
-        frames.append(
-            pd.DataFrame(
+        for days in horizons:
+            estimate = poll_estimate(polls, state_returns, year, election_day(year) - timedelta(days=days))
+            if not estimate.has_polls:
+                continue
+            frame = pd.DataFrame(
                 {
+                    "days_before": days,
                     "year": year,
                     "state_po": actual.index,
                     "residual": (actual - estimate.state_share.reindex(actual.index)).to_numpy(),
                     "weight": (rows["dem_votes"] + rows["rep_votes"]).to_numpy(dtype=float),
                 }
-            ).dropna()
-        )
+            )
+            frames.append(frame.dropna())
     return pd.concat(frames, ignore_index=True)
 
 

@@ -12,8 +12,9 @@ swing relative to its state.
   The year being forecast plays no part in the choice.
 - Win probabilities come from a Gaussian spread split into national, state and county parts, so that simulations
   of states and the electoral college share errors the way real elections do. The national and state parts are
-  the poll average's own errors in every earlier election with polls (``features.poll_errors``: 2000 onwards);
-  the county part is the chosen variant's walk-forward error of a county around its state.
+  the poll average's own errors in every earlier election with polls (``features.poll_errors``: 2000 onwards), as
+  far before the election as the forecast is made (``PollNoiseCurve``: polls miss by more in August than the day
+  before); the county part is the chosen variant's walk-forward error of a county around its state.
 
 Baselines, scored the same way: persistence (the previous share, with a spread fitted on earlier swings) and a
 logistic regression on the previous margin only.
@@ -34,6 +35,7 @@ from xgboost import XGBRegressor
 from election_assets.core.manifest import NoiseParts
 from election_assets.core.real_features import POLLED, REAL_FEATURE_NAMES, STATE_SWING, normal_cdf
 from election_assets.real.evaluation import score
+from election_assets.real.features import FINAL_FORECAST_DAYS_BEFORE
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "n_estimators": 300,
@@ -171,20 +173,65 @@ def walk_forward_residuals(train: pd.DataFrame, variant: str = DEFAULT_VARIANT) 
     return WalkForwardResiduals(pd.concat(residuals), source=f"{variant} walk-forward residuals {validated}")
 
 
-def noise_model(residuals: WalkForwardResiduals, poll_errors: pd.DataFrame) -> NoiseModel:
-    """The county part from a variant's walk-forward residuals; the national and state parts from the poll
-    average's errors (``features.poll_errors`` of the training elections), which reach further back than the county
-    data. Without any poll error the residuals give all three parts."""
-    noise = NoiseModel.from_residuals(residuals.frame, source=residuals.source)
-    if poll_errors.empty:
-        return noise
-    polls = NoiseModel.from_residuals(poll_errors, source="")
-    years = sorted(poll_errors["year"].unique())
-    return replace(
-        noise,
-        national=polls.national,
-        state=polls.state,
-        source=f"poll errors {years[0]}-{years[-1]} (national, state); {residuals.source} (county)",
+@dataclass(frozen=True)
+class PollNoiseCurve:
+    """The national and state parts of the poll average's error by days before the election (``table``: index
+    ``days_before``, columns ``national``, ``state``, ``elections``), from the poll errors (``features.poll_errors``)
+    of the elections through ``trained_through``.
+
+    At each horizon the parts are ``NoiseModel.from_residuals`` of that horizon's errors. They never shrink further
+    from the election: fewer elections have polls that early (the 2000, 2004 and 2020 files hold only the last three
+    weeks), which can make a raw estimate dip, while what the polls know only grows as the day comes closer. A horizon
+    without any poll error takes the nearer one's parts.
+    """
+
+    table: pd.DataFrame
+    trained_through: int
+
+    @classmethod
+    def from_poll_errors(cls, poll_errors: pd.DataFrame, trained_through: int) -> PollNoiseCurve:
+        known = poll_errors[poll_errors["year"] <= trained_through]
+        if known.empty:
+            raise ValueError(f"no poll errors of an election through {trained_through}")
+        rows = {}
+        for days, errors in known.groupby("days_before"):
+            parts = NoiseModel.from_residuals(errors, source="")
+            rows[int(days)] = {"national": parts.national, "state": parts.state, "elections": errors["year"].nunique()}
+        table = pd.DataFrame.from_dict(rows, orient="index").sort_index().rename_axis("days_before")
+        table[["national", "state"]] = table[["national", "state"]].cummax()
+        return cls(table, trained_through)
+
+    def parts(self, days_before: int) -> pd.Series:
+        """``national``, ``state`` and ``elections`` at the first horizon at or beyond ``days_before`` (the last one
+        beyond the table)."""
+        at_or_beyond = self.table.index[self.table.index >= days_before]
+        return self.table.loc[at_or_beyond[0] if len(at_or_beyond) else self.table.index[-1]]
+
+    def noise(self, base: NoiseParts, days_before: int) -> NoiseParts:
+        """``base`` (a forecaster's noise for the final forecast) with the national and state parts of the horizon."""
+        if days_before <= FINAL_FORECAST_DAYS_BEFORE:
+            return base
+        parts = self.parts(days_before)
+        return NoiseModel(
+            national=float(parts["national"]),
+            state=float(parts["state"]),
+            county=base.county,
+            source=f"{base.source}; national and state parts {days_before} days before",
+        )
+
+
+def noise_model(residuals: WalkForwardResiduals, curve: PollNoiseCurve) -> NoiseModel:
+    """The noise of a forecast made the day before: the county part from a variant's walk-forward residuals, the
+    national and state parts from the poll average's errors of the training elections, which reach further back
+    than the county data."""
+    parts = curve.parts(FINAL_FORECAST_DAYS_BEFORE)
+    county = NoiseModel.from_residuals(residuals.frame, source="").county
+    return NoiseModel(
+        national=float(parts["national"]),
+        state=float(parts["state"]),
+        county=county,
+        source=f"poll errors of {int(parts['elections'])} elections through {curve.trained_through} (national, "
+        f"state); {residuals.source} (county)",
     )
 
 
@@ -210,7 +257,7 @@ class VariantChoice:
         )
 
 
-def choose_relative_swing(train: pd.DataFrame, poll_errors: pd.DataFrame) -> VariantChoice:
+def choose_relative_swing(train: pd.DataFrame, curve: PollNoiseCurve) -> VariantChoice:
     """The walk-forward choice among ``RELATIVE_SWING_VARIANTS``: each variant's forecasts of the training elections
     after the first, from the elections before each, with the win probabilities its own noise model gives; the
     lowest county Brier score wins."""
@@ -223,7 +270,7 @@ def choose_relative_swing(train: pd.DataFrame, poll_errors: pd.DataFrame) -> Var
     for variant in RELATIVE_SWING_VARIANTS:
         residuals = walk_forward_residuals(train, variant)
         share = validated["outcome_dem_share"].to_numpy() - residuals.frame.loc[validated.index, "residual"].to_numpy()
-        sigma = noise_model(residuals, poll_errors).total
+        sigma = noise_model(residuals, curve).total
         rows[variant] = score(normal_cdf((share - 0.5) / sigma), validated)
         residuals_by_variant[variant] = residuals
     scores = pd.DataFrame.from_dict(rows, orient="index")[["brier", "log_loss"]]
@@ -246,6 +293,7 @@ class SwingForecaster:
     # between earlier elections replaces the national part when it is wider.
     polled_noise: NoiseModel
     unpolled_noise: NoiseModel
+    poll_noise: PollNoiseCurve
     trained_through: int
 
     def noise(self, frame: pd.DataFrame) -> NoiseModel:
@@ -258,21 +306,27 @@ class SwingForecaster:
         sigma = np.where(frame[POLLED] > 0, self.polled_noise.total, self.unpolled_noise.total)
         return normal_cdf((self.predict_share(frame) - 0.5) / sigma)
 
+    def days_before(self, days: int) -> SwingForecaster:
+        """The same forecaster for a forecast made ``days`` days before the election: the polls' national and state
+        errors of that horizon."""
+        return replace(self, polled_noise=self.poll_noise.noise(self.polled_noise, days))
+
 
 def fit_forecaster(train: pd.DataFrame, poll_errors: pd.DataFrame) -> SwingForecaster:
-    """The forecaster of ``train``: the relative-swing variant chosen by walk forward inside it, refitted on all of
-    it, and the noise parts. ``poll_errors`` (``features.poll_errors``) may hold any years; only those of the
-    training elections are read."""
+    """The forecaster of ``train`` for a forecast made the day before the election: the relative-swing variant
+    chosen by walk forward inside it, refitted on all of it, and the noise parts. ``poll_errors``
+    (``features.poll_errors``) may hold any years; only those of the training elections are read."""
     trained_through = int(train["year"].max())
-    poll_errors = poll_errors[poll_errors["year"] <= trained_through]
-    choice = choose_relative_swing(train, poll_errors)
-    noise = noise_model(choice.residuals, poll_errors)
+    curve = PollNoiseCurve.from_poll_errors(poll_errors, trained_through)
+    choice = choose_relative_swing(train, curve)
+    noise = noise_model(choice.residuals, curve)
     national = max(noise.national, national_swing_spread(train))
     return SwingForecaster(
         relative_swing=RELATIVE_SWING_VARIANTS[choice.chosen](train),
         variant=choice,
         polled_noise=noise,
         unpolled_noise=replace(noise, national=national, source=f"{noise.source}; national swing spread"),
+        poll_noise=curve,
         trained_through=trained_through,
     )
 

@@ -64,7 +64,7 @@ from election_assets.real.features import (
     poll_errors,
     state_shares,
 )
-from election_assets.real.forecaster import VARIANT_PARAMS, SwingForecaster, fit_forecaster
+from election_assets.real.forecaster import VARIANT_PARAMS, PollNoiseCurve, SwingForecaster, fit_forecaster
 from election_assets.real.maps import county_map_png, state_map_png
 
 GROUP = "real"
@@ -377,7 +377,8 @@ def next_election_forecast(
     outcomes, and maps."""
     day = date.fromisoformat(context.partition_key)
     champion = storage.real_model_store().load()
-    forecast = forecast_as_of(champion.model, champion.manifest.noise, counties, polls, state_returns, day)
+    curve = PollNoiseCurve.from_poll_errors(poll_errors(polls, state_returns), champion.manifest.trained_through)
+    forecast = forecast_as_of(champion.model, champion.manifest.noise, curve, counties, polls, state_returns, day)
     directory = storage.reports_path("real", "forecast")
     label = _file_label(day)
     county_path = directory / f"forecast_county_{label}.csv"
@@ -438,9 +439,11 @@ def campaign_timeline(
     """The next election's forecast on every day of the campaign: the Democratic candidate's win probability and
     electoral-vote median with its 80 % interval, day by day (PNG and CSV in data/reports/real/)."""
     champion = storage.real_model_store().load()
+    curve = PollNoiseCurve.from_poll_errors(poll_errors(polls, state_returns), champion.manifest.trained_through)
     days = campaign_days()
     frame = timeline(
-        forecast_as_of(champion.model, champion.manifest.noise, counties, polls, state_returns, day) for day in days
+        forecast_as_of(champion.model, champion.manifest.noise, curve, counties, polls, state_returns, day)
+        for day in days
     )
     directory = storage.reports_path("real")
     png = timeline_png(frame, f"The {NEXT_ELECTION} forecast, day by day (model {champion.version})")
