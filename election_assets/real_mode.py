@@ -12,6 +12,7 @@ import time
 
 import dagster as dg
 
+from election_assets.core.model_store import ModelStore
 from election_assets.launch import launch
 from election_assets.real.backtest import BACKTEST_YEARS, format_gain
 from election_assets.real.campaign import CAMPAIGN_END
@@ -49,6 +50,7 @@ def render(settings: PipelineSettings) -> str:
     low, high = electoral["candidate_a_votes_90pct"]
     pooled = json.loads((real / "backtest.json").read_text())["pooled_vote_weighted_gain"]
     years = pooled["years"]
+    relative_swing = ModelStore(settings.real_model_store_dir).load().manifest.hyperparameters["relative_swing"]
     return "\n".join(
         [
             f"Backtest table : {real / 'backtest.md'}",
@@ -63,6 +65,8 @@ def render(settings: PipelineSettings) -> str:
             f"Maps           : {real / 'forecast'}/map_{{state,county}}_{{share,probability}}_{NEXT_ELECTION}.png",
             f"Timeline       : {real}/timeline_{NEXT_ELECTION}.png and .csv (the forecast of every campaign day)",
             f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
+            f"  relative swing: {relative_swing}, chosen by walk forward inside its training elections "
+            "(docs/generated/real_backtest.md)",
             f"Election night : {settings.paths.live_prior(NEXT_ELECTION)} (make live follows {NEXT_ELECTION} from it; "
             "make live-demo YEAR=2016 replays a past night)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",

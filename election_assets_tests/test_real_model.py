@@ -333,7 +333,8 @@ def backtest_document(
     scores = {year: result.scores for year, result in backtests.items()}
     states = figures.state_forecasts(inputs, backtests)
     early = figures.early_backtests(inputs, features_by_year)
-    return scores, states, figures.backtest_document(backtests, states, early)
+    next_choice = figures.next_election_choice(inputs, features_by_year)
+    return scores, states, figures.backtest_document(backtests, next_choice, states, early)
 
 
 def test_the_generated_backtest_table_is_the_one_the_code_renders(backtest_document, figures):

@@ -39,9 +39,11 @@ from election_assets.real.backtest import (
     published_comparison_markdown,
     state_calibration,
     state_calibration_markdown,
+    training_rows,
     variant_choice_markdown,
 )
-from election_assets.real.features import ElectionInputs, election_day, state_shares
+from election_assets.real.features import NEXT_ELECTION, ElectionInputs, election_day, state_shares
+from election_assets.real.forecaster import VariantChoice, fit_forecaster
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -130,8 +132,17 @@ def _years(years: tuple[int, ...]) -> str:
     return f"{years[0]}-{years[-1]}"
 
 
-def backtest_document(results: Mapping[int, YearBacktest], states: pd.DataFrame, early: pd.DataFrame) -> str:
-    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest`` and ``early_backtests``."""
+def next_election_choice(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> VariantChoice:
+    """The relative swing of the model ``real_champion_model`` publishes for the next election."""
+    return fit_forecaster(training_rows(by_year, before=NEXT_ELECTION), inputs.poll_errors()).variant
+
+
+def backtest_document(
+    results: Mapping[int, YearBacktest], next_choice: VariantChoice, states: pd.DataFrame, early: pd.DataFrame
+) -> str:
+    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest``, the next election's model's
+    relative-swing choice and ``early_backtests``."""
+    choices = {year: result.forecaster.variant for year, result in results.items()} | {NEXT_ELECTION: next_choice}
     four = "{:.4f}".format
     scores_by_year = {year: result.scores for year, result in results.items()}
     level = f"{GAIN_LEVEL:.0%}"
@@ -155,9 +166,10 @@ def backtest_document(results: Mapping[int, YearBacktest], states: pd.DataFrame,
             "",
             "Each year's forecaster forecast every training election after the first from the ones before it,",
             "with each variant of the county's swing relative to its state; the lowest county Brier score over",
-            "those forecasts chose the variant (log loss beside it). The test year plays no part:",
+            "those forecasts chose the variant (log loss beside it). The test year plays no part; the last row",
+            f"is the model published for {NEXT_ELECTION}:",
             "",
-            variant_choice_markdown({year: result.forecaster.variant for year, result in results.items()}),
+            variant_choice_markdown(choices),
             "",
             "## Vote-weighted accuracy against persistence, pooled",
             "",
@@ -248,7 +260,12 @@ def main() -> None:
     GENERATED.mkdir(parents=True, exist_ok=True)
     results = backtests(inputs, by_year)
     BACKTEST_FILE.write_text(
-        backtest_document(results, state_forecasts(inputs, results), early_backtests(inputs, by_year))
+        backtest_document(
+            results,
+            next_election_choice(inputs, by_year),
+            state_forecasts(inputs, results),
+            early_backtests(inputs, by_year),
+        )
     )
     VARIANTS_FILE.write_text(
         variants_document(variants.backtest_rows(by_year), variants.walk_forward_inside_training(by_year))
