@@ -50,7 +50,8 @@ def render(settings: PipelineSettings) -> str:
     low, high = electoral["candidate_a_votes_90pct"]
     pooled = json.loads((real / "backtest.json").read_text())["pooled_vote_weighted_gain"]
     years = pooled["years"]
-    relative_swing = ModelStore(settings.real_model_store_dir).load().manifest.hyperparameters["relative_swing"]
+    store = ModelStore(settings.real_model_store_dir)
+    relative_swing = store.read_manifest(store.latest_version()).hyperparameters["relative_swing"]
     return "\n".join(
         [
             f"Backtest table : {real / 'backtest.md'}",
