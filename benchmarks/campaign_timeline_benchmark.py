@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 
 from election_assets.core.model_store import ModelStore, ModelStoreError
-from election_assets.modelling.export import compile_swing_model
 from election_assets.real.backtest import training_rows
-from election_assets.real.campaign import campaign_days, forecast_as_of, timeline
+from election_assets.real.campaign import CampaignModel, campaign_days, forecast_as_of, timeline
 from election_assets.real.features import NEXT_ELECTION, ElectionInputs
-from election_assets.real.forecaster import PollNoiseCurve, fit_forecaster
+from election_assets.real.forecaster import fit_forecaster
 from election_assets.settings import PipelineSettings
 
 
@@ -27,23 +26,21 @@ def main() -> None:
     print(f"inputs and {NEXT_ELECTION} county features: {time.perf_counter() - started:.1f} s", flush=True)
     try:
         stored = ModelStore(PipelineSettings.from_env().real_model_store_dir).load()
-        model, noise, origin = stored.model, stored.manifest.noise, f"published model {stored.version}"
-        trained_through = stored.manifest.trained_through
     except ModelStoreError:
-        forecaster = fit_forecaster(
-            training_rows(inputs.features_by_year(), before=NEXT_ELECTION), inputs.poll_errors()
-        )
-        model = compile_swing_model(
-            forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
-        )
-        noise, origin = {"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise}, "a fresh model"
-        trained_through = forecaster.trained_through
-    days = campaign_days()
+        stored, origin = None, "a fresh model"
+    else:
+        origin = f"published model {stored.version}"
     started = time.perf_counter()  # the timeline asset's own work: the polls' error curve, then every day
-    curve = PollNoiseCurve.from_poll_errors(inputs.poll_errors(), trained_through)
-    frame = timeline(
-        forecast_as_of(model, noise, curve, counties, inputs.polls, inputs.state_returns, day) for day in days
-    )
+    if stored is not None:
+        model = CampaignModel.published(stored, inputs.polls, inputs.state_returns)
+    else:
+        forecaster = fit_forecaster(
+            training_rows(inputs.features_by_year(), before=NEXT_ELECTION), inputs.polls, inputs.state_returns
+        )
+        model = CampaignModel.of_forecaster(forecaster)
+        started = time.perf_counter()  # fitting is the champion asset's work, not the timeline's
+    days = campaign_days()
+    frame = timeline(forecast_as_of(model, counties, inputs.polls, inputs.state_returns, day) for day in days)
     seconds = time.perf_counter() - started
     print(f"timeline with {origin}: {len(days)} days ({days[0]} to {days[-1]}) in {seconds:.1f} s")
     print(f"  {1000 * seconds / len(days):.0f} ms per day; target: the whole timeline under 60 s")

@@ -110,7 +110,8 @@ def build_prior(year: int, data_dir: Path) -> Path:
         features[year],
         electoral_votes(year),
         f"walk-forward {year}",
-        inputs.poll_errors(),
+        inputs.polls,
+        inputs.state_returns,
     )
     path = StorePaths.from_env({"ELECTION_DATA_DIR": str(data_dir)}).live_prior(year)
     path.parent.mkdir(parents=True, exist_ok=True)

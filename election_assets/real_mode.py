@@ -17,6 +17,7 @@ from election_assets.launch import launch
 from election_assets.real.backtest import BACKTEST_YEARS, format_gain
 from election_assets.real.campaign import CAMPAIGN_END
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION
+from election_assets.real.poll_average import PollWeighting
 from election_assets.settings import PipelineSettings
 from election_assets.summary import mlflow_browsing
 
@@ -51,7 +52,8 @@ def render(settings: PipelineSettings) -> str:
     pooled = json.loads((real / "backtest.json").read_text())["pooled_vote_weighted_gain"]
     years = pooled["years"]
     store = ModelStore(settings.real_model_store_dir)
-    relative_swing = store.read_manifest(store.latest_version()).hyperparameters["relative_swing"]
+    hyperparameters = store.read_manifest(store.latest_version()).hyperparameters
+    weighting = PollWeighting.from_params(hyperparameters)
     return "\n".join(
         [
             f"Backtest table : {real / 'backtest.md'}",
@@ -66,8 +68,8 @@ def render(settings: PipelineSettings) -> str:
             f"Maps           : {real / 'forecast'}/map_{{state,county}}_{{share,probability}}_{NEXT_ELECTION}.png",
             f"Timeline       : {real}/timeline_{NEXT_ELECTION}.png and .csv (the forecast of every campaign day)",
             f"Served model   : {settings.real_model_store_dir} (make serve-real: the API in real mode on it)",
-            f"  relative swing: {relative_swing}, chosen by walk forward inside its training elections "
-            "(docs/generated/real_backtest.md)",
+            f"  relative swing: {hyperparameters['relative_swing']}; poll weighting: {weighting.label}; both chosen "
+            "by walk forward inside its training elections (docs/generated/real_backtest.md)",
             f"Election night : {settings.paths.live_prior(NEXT_ELECTION)} (make live follows {NEXT_ELECTION} from it; "
             "make live-demo YEAR=2016 replays a past night)",
             f"MLflow store   : {settings.mlflow_tracking_uri} (experiment {settings.mlflow_experiment}-real)",

@@ -29,15 +29,18 @@ from election_assets.real.backtest import (
     training_rows,
     vote_weighted_gain,
 )
-from election_assets.real.campaign import forecast_as_of
+from election_assets.real.campaign import CampaignModel, forecast_as_of
 from election_assets.real.evaluation import CALIBRATION_BINS, electoral_votes, simulate_states
 from election_assets.real.features import (
     FEATURE_YEARS,
     KNOWN_BEFORE_COLUMNS,
     NEXT_ELECTION,
     ElectionInputs,
+    choose_poll_weighting,
     election_day,
     forecast_day,
+    poll_errors,
+    poll_estimate,
     state_shares,
 )
 from election_assets.real.forecaster import (
@@ -48,7 +51,13 @@ from election_assets.real.forecaster import (
     fit_forecaster,
     predict_share,
 )
-from election_assets.real.poll_average import HALF_LIFE_DAYS, PRIOR_POLLS, WINDOW_DAYS, estimate
+from election_assets.real.poll_average import (
+    DEFAULT_WEIGHTING,
+    POLL_WEIGHTINGS,
+    WINDOW_DAYS,
+    PollWeighting,
+    estimate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,25 +187,30 @@ def _poll(geography: str, age: int, share: float, sample: int = 600) -> dict:
 PREVIOUS = pd.Series({"OH": 0.50, "WY": 0.30, "VT": 0.65})
 
 
-def _estimate(*polls: dict):
-    return estimate(pd.DataFrame(polls), 2012, pd.Timestamp(forecast_day(2012)), PREVIOUS, national_previous=0.52)
+def _estimate(*polls: dict, weighting: PollWeighting = DEFAULT_WEIGHTING):
+    return estimate(
+        pd.DataFrame(polls), 2012, pd.Timestamp(forecast_day(2012)), PREVIOUS, national_previous=0.52,
+        weighting=weighting,
+    )  # fmt: skip
 
 
-def test_the_poll_estimate_moves_states_by_their_own_polls_shrunk_towards_the_national_swing():
+@pytest.mark.parametrize("weighting", [DEFAULT_WEIGHTING, PollWeighting(half_life_days=7.0, prior_polls=0.5)])
+def test_the_poll_estimate_moves_states_by_their_own_polls_shrunk_towards_the_national_swing(weighting):
     national = _poll("US", 1, 0.54)  # the nation moved +2 points since last time
-    estimate_ = _estimate(national, *[_poll("OH", 1, 0.56) for _ in range(20)])
+    estimate_ = _estimate(national, *[_poll("OH", 1, 0.56) for _ in range(20)], weighting=weighting)
     assert estimate_.national_swing == pytest.approx((0.02 + 20 * 0.06) / 21)
     # Ohio's twenty polls outweigh the prior; Wyoming, never polled, moves with the nation.
     assert estimate_.state_share["OH"] == pytest.approx(0.56, abs=0.005)
     assert estimate_.state_share["WY"] == pytest.approx(0.30 + estimate_.national_swing)
-    one_poll = _estimate(national, _poll("OH", 1, 0.56))
-    weight = 0.5 ** (1 / HALF_LIFE_DAYS)  # a day old
-    shrunk = (weight * 0.06 + PRIOR_POLLS * one_poll.national_swing) / (weight + PRIOR_POLLS)
+    one_poll = _estimate(national, _poll("OH", 1, 0.56), weighting=weighting)
+    weight = 0.5 ** (1 / weighting.half_life_days)  # a day old
+    prior = weighting.prior_polls
+    shrunk = (weight * 0.06 + prior * one_poll.national_swing) / (weight + prior)
     assert one_poll.state_share["OH"] == pytest.approx(0.50 + shrunk)
 
 
 def test_older_and_smaller_polls_weigh_less_and_polls_outside_the_window_none():
-    fresh, old = _poll("US", 1, 0.54), _poll("US", 1 + int(HALF_LIFE_DAYS), 0.50)
+    fresh, old = _poll("US", 1, 0.54), _poll("US", 1 + int(DEFAULT_WEIGHTING.half_life_days), 0.50)
     assert _estimate(fresh, old).national_swing == pytest.approx((0.02 * 1 + -0.02 * 0.5) / 1.5)
     small = _poll("US", 1, 0.50, sample=150)
     assert _estimate(fresh, small).national_swing == pytest.approx((0.02 * 1 + -0.02 * 0.5) / 1.5)
@@ -243,16 +257,19 @@ def test_training_rows_are_in_year_order_whatever_order_the_partitions_come_in(f
 
 
 @pytest.fixture(scope="module")
-def poll_error_table(inputs) -> pd.DataFrame:
-    return inputs.poll_errors()
+def weighting_2016(inputs) -> PollWeighting:
+    """The poll weighting of the 2016 forecast: the one its features were built with."""
+    return inputs.features(2016).weighting.chosen
 
 
 @pytest.fixture(scope="module")
-def backtests(inputs, features_by_year, poll_error_table):
-    return {
-        year: backtest_year(features_by_year, year, state_shares(inputs.state_returns, year), poll_error_table)
-        for year in BACKTEST_YEARS
-    }
+def poll_error_table(inputs, weighting_2016) -> pd.DataFrame:
+    return poll_errors(inputs.polls, inputs.state_returns, weighting_2016)
+
+
+@pytest.fixture(scope="module")
+def backtests(inputs, features_by_year):
+    return {year: backtest_year(features_by_year, year, inputs.polls, inputs.state_returns) for year in BACKTEST_YEARS}
 
 
 @pytest.mark.parametrize("year", BACKTEST_YEARS)
@@ -333,8 +350,8 @@ def backtest_document(
     scores = {year: result.scores for year, result in backtests.items()}
     states = figures.state_forecasts(inputs, backtests)
     early = figures.early_backtests(inputs, features_by_year)
-    next_choice = figures.next_election_choice(inputs, features_by_year)
-    return scores, states, figures.backtest_document(backtests, next_choice, states, early)
+    published = figures.next_election_forecaster(inputs, features_by_year)
+    return scores, states, figures.backtest_document(backtests, published, states, early)
 
 
 def test_the_generated_backtest_table_is_the_one_the_code_renders(backtest_document, figures):
@@ -447,6 +464,48 @@ def test_the_poll_error_is_each_states_result_minus_its_poll_average_as_far_out_
         assert error == pytest.approx(result["PA"] - polls.state_share["PA"])
 
 
+def _before(table: pd.DataFrame, year: int) -> pd.DataFrame:
+    return table[table["year"] < year]
+
+
+def test_the_poll_weighting_is_the_one_whose_earlier_state_averages_missed_least(inputs):
+    choice = choose_poll_weighting(inputs.polls, inputs.state_returns, before=2016)
+    assert choice.validated_on == (2000, 2004, 2008, 2012)
+    assert set(choice.scores) == set(POLL_WEIGHTINGS) and DEFAULT_WEIGHTING in POLL_WEIGHTINGS
+    assert choice.scores[choice.chosen] == min(choice.scores.values())
+    # The score: root mean square of every state's day-before error over those elections, DC included.
+    errors = poll_errors(inputs.polls, inputs.state_returns, choice.chosen, horizons=(1,))
+    earlier = _before(errors, 2016)["residual"]
+    assert len(earlier) == 4 * 51
+    assert choice.scores[choice.chosen] == pytest.approx(float(np.sqrt(np.mean(earlier**2))))
+    assert choice.reason.startswith(f"{choice.chosen.label}: the smallest error") and "2000, 2004, 2008, 2012" in (
+        choice.reason
+    )
+
+
+def test_the_poll_weighting_reads_no_poll_and_no_result_of_its_year_or_later(inputs):
+    later_polls, later_results = inputs.polls["year"] >= 2012, inputs.state_returns["year"] >= 2012
+    polls = inputs.polls.assign(dem_share=inputs.polls["dem_share"].where(~later_polls, 0.1))
+    results = inputs.state_returns.assign(rep_votes=inputs.state_returns["rep_votes"].where(~later_results, 1))
+    assert choose_poll_weighting(polls, results, before=2012) == choose_poll_weighting(
+        inputs.polls, inputs.state_returns, before=2012
+    )
+
+
+def test_without_an_earlier_election_with_polls_the_weighting_is_the_default(inputs):
+    choice = choose_poll_weighting(inputs.polls, inputs.state_returns, before=2000)
+    assert (choice.chosen, choice.validated_on) == (DEFAULT_WEIGHTING, ())
+    assert "the default, no earlier election with polls" in choice.reason
+
+
+def test_an_elections_poll_column_is_the_average_weighed_as_chosen_before_it(inputs):
+    built = inputs.features(2012)
+    assert built.weighting == choose_poll_weighting(inputs.polls, inputs.state_returns, before=2012)
+    expected = poll_estimate(inputs.polls, inputs.state_returns, 2012, forecast_day(2012), built.weighting.chosen)
+    poll_column = built.frame.set_index("county_fips")["poll_dem_share"]
+    assert poll_column.equals(built.frame.set_index("county_fips")["state_po"].map(expected.state_share))
+
+
 def test_the_polls_error_parts_never_shrink_further_out_and_a_horizon_without_polls_takes_the_nearer_ones():
     rng = np.random.default_rng(0)
     rows = []
@@ -466,14 +525,20 @@ def test_the_polls_error_parts_never_shrink_further_out_and_a_horizon_without_po
         PollNoiseCurve.from_poll_errors(errors, trained_through=1996)
 
 
-def test_a_forecaster_reads_no_poll_error_of_an_election_it_did_not_train_on(features_by_year, poll_error_table):
-    """The poll errors of the forecast year and later are results: perturbing them changes nothing."""
+def test_a_forecaster_reads_no_poll_and_no_result_of_an_election_it_did_not_train_on(
+    inputs, features_by_year, poll_error_table, weighting_2016
+):
+    """The polls and state results of the forecast year and later: perturbing them changes nothing."""
     train = training_rows(features_by_year, before=2016)
-    later = poll_error_table["year"] >= 2016
-    perturbed = poll_error_table.assign(residual=poll_error_table["residual"].where(~later, 0.3))
-    before, after = fit_forecaster(train, poll_error_table), fit_forecaster(train, perturbed)
+    later_polls, later_results = inputs.polls["year"] >= 2016, inputs.state_returns["year"] >= 2016
+    polls = inputs.polls.assign(dem_share=inputs.polls["dem_share"].where(~later_polls, 0.9))
+    results = inputs.state_returns.assign(dem_votes=inputs.state_returns["dem_votes"].where(~later_results, 1))
+    before = fit_forecaster(train, inputs.polls, inputs.state_returns)
+    after = fit_forecaster(train, polls, results)
     assert after.polled_noise == before.polled_noise and after.variant.chosen == before.variant.chosen
     assert after.poll_noise.table.equals(before.poll_noise.table)
+    assert after.poll_weighting == before.poll_weighting and before.poll_weighting.chosen == weighting_2016
+    later = poll_error_table["year"] >= 2016
     known = poll_error_table[~later & (poll_error_table["days_before"] == 1)]
     expected = NoiseModel.from_residuals(known, source="")
     assert (before.polled_noise.national, before.polled_noise.state) == pytest.approx(
@@ -486,16 +551,12 @@ def test_a_forecast_further_from_the_election_has_the_wider_errors_and_the_last_
     inputs, backtests, features_by_year, poll_error_table
 ):
     forecaster = backtests[2016].forecaster
-    model = compile_swing_model(
-        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
-    )
-    noise = {"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise}
+    campaign_model = CampaignModel.of_forecaster(forecaster)
+    model = campaign_model.model
     counties = features_by_year[2016]
 
     def as_of(day):
-        return forecast_as_of(
-            model, noise, forecaster.poll_noise, counties, inputs.polls, inputs.state_returns, day, year=2016
-        )
+        return forecast_as_of(campaign_model, counties, inputs.polls, inputs.state_returns, day, year=2016)
 
     last, early = as_of(forecast_day(2016)), as_of(election_day(2016) - timedelta(days=56))
     assert last.noise.national == forecaster.polled_noise.national and last.noise.state == forecaster.polled_noise.state

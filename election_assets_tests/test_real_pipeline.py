@@ -65,7 +65,7 @@ def test_the_summary_names_the_table_the_forecast_and_the_electoral_votes(real_p
     assert f"as of {CAMPAIGN_END.isoformat()}: the Democratic candidate wins with probability" in text
     assert f"timeline_{NEXT_ELECTION}.png" in text and "map_{state,county}_{share,probability}" in text
     assert f"forecast_county_{NEXT_ELECTION}.csv" in text and "electoral votes median" in text
-    assert "  relative swing: ridge, chosen by walk forward" in text  # what the published model's manifest says
+    assert "  relative swing: ridge; poll weighting: half-life " in text  # what the published model's manifest says
 
 
 def test_each_backtest_year_and_the_forecast_are_mlflow_runs(real_pipeline):

@@ -4,10 +4,10 @@
 
 - ``docs/generated/real_backtest.md``: the walk-forward backtest table exactly as
   ``election_assets.real.backtest.backtest_markdown`` renders it (the table ``make real`` writes to
-  ``data/reports/real/backtest.md``), the relative swing each year chose, the forecaster's vote-weighted gain over
-  persistence pooled over 2008-2020 (``pooled_vote_weighted_gain``, formatted by ``format_gain``), the state calls
-  beside the published forecasts, the pooled state calibration, and the same backtest as of 4 and 8 weeks before
-  each election where the data has polls that early.
+  ``data/reports/real/backtest.md``), the relative swing and the poll weighting each year chose, the forecaster's
+  vote-weighted gain over persistence pooled over 2008-2020 (``pooled_vote_weighted_gain``, formatted by
+  ``format_gain``), the state calls beside the published forecasts, the pooled state calibration, and the same
+  backtest as of 4 and 8 weeks before each election where the data has polls that early.
 - ``docs/generated/real_model_variants.md``: the figures of ``scripts/real_model_variants.py`` (each relative-swing
   variant's test-year figures, for the record, and the walk-forward comparison on the relative swing's RMSE).
 
@@ -35,6 +35,7 @@ from election_assets.real.backtest import (
     backtest_year,
     beats_baselines,
     format_gain,
+    poll_weighting_markdown,
     pooled_vote_weighted_gain,
     published_comparison_markdown,
     state_calibration,
@@ -43,7 +44,7 @@ from election_assets.real.backtest import (
     variant_choice_markdown,
 )
 from election_assets.real.features import NEXT_ELECTION, ElectionInputs, election_day, state_shares
-from election_assets.real.forecaster import VariantChoice, fit_forecaster
+from election_assets.real.forecaster import SwingForecaster, fit_forecaster
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -67,10 +68,7 @@ def load_variants() -> ModuleType:
 
 
 def backtests(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> dict[int, YearBacktest]:
-    errors = inputs.poll_errors()
-    return {
-        year: backtest_year(by_year, year, state_shares(inputs.state_returns, year), errors) for year in BACKTEST_YEARS
-    }
+    return {year: backtest_year(by_year, year, inputs.polls, inputs.state_returns) for year in BACKTEST_YEARS}
 
 
 # The earlier forecasts the backtest is also run for: 4 and 8 weeks before the election.
@@ -81,16 +79,13 @@ def early_backtests(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame])
     """Each backtest year forecast ``EARLY_DAYS_BEFORE`` days before the election: that day's polls and the polls'
     errors that far out (``backtest_year``'s ``days_before``); a year whose data has no poll that early is left
     out (2020's polls cover only the last three weeks)."""
-    errors = inputs.poll_errors()
     rows = []
     for days in EARLY_DAYS_BEFORE:
         for year in BACKTEST_YEARS:
             early = inputs.features(year, as_of=election_day(year) - timedelta(days=days))
             if not early.polls.has_polls:
                 continue
-            result = backtest_year(
-                {**by_year, year: early.frame}, year, state_shares(inputs.state_returns, year), errors, days
-            )
+            result = backtest_year({**by_year, year: early.frame}, year, inputs.polls, inputs.state_returns, days)
             ours = result.scores.loc[FORECASTER]
             rows.append(
                 {
@@ -132,17 +127,19 @@ def _years(years: tuple[int, ...]) -> str:
     return f"{years[0]}-{years[-1]}"
 
 
-def next_election_choice(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> VariantChoice:
-    """The relative swing of the model ``real_champion_model`` publishes for the next election."""
-    return fit_forecaster(training_rows(by_year, before=NEXT_ELECTION), inputs.poll_errors()).variant
+def next_election_forecaster(inputs: ElectionInputs, by_year: Mapping[int, pd.DataFrame]) -> SwingForecaster:
+    """The forecaster ``real_champion_model`` publishes for the next election."""
+    return fit_forecaster(training_rows(by_year, before=NEXT_ELECTION), inputs.polls, inputs.state_returns)
 
 
 def backtest_document(
-    results: Mapping[int, YearBacktest], next_choice: VariantChoice, states: pd.DataFrame, early: pd.DataFrame
+    results: Mapping[int, YearBacktest], published: SwingForecaster, states: pd.DataFrame, early: pd.DataFrame
 ) -> str:
-    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest``, the next election's model's
-    relative-swing choice and ``early_backtests``."""
-    choices = {year: result.forecaster.variant for year, result in results.items()} | {NEXT_ELECTION: next_choice}
+    """docs/generated/real_backtest.md from each backtest year's ``YearBacktest``, the forecaster published for the
+    next election and ``early_backtests``."""
+    forecasters = {year: result.forecaster for year, result in results.items()} | {NEXT_ELECTION: published}
+    choices = {year: forecaster.variant for year, forecaster in forecasters.items()}
+    weightings = {year: forecaster.poll_weighting for year, forecaster in forecasters.items()}
     four = "{:.4f}".format
     scores_by_year = {year: result.scores for year, result in results.items()}
     level = f"{GAIN_LEVEL:.0%}"
@@ -170,6 +167,15 @@ def backtest_document(
             f"is the model published for {NEXT_ELECTION}:",
             "",
             variant_choice_markdown(choices),
+            "",
+            "## The poll weighting each year uses, and why",
+            "",
+            "How the state poll averages weigh the polls (the half-life of a poll's weight, and how many polls'",
+            "worth of the national swing anchor each state) was chosen the same way: of twelve weightings, the one",
+            "whose day-before state averages missed the results least (root mean square over every state and DC)",
+            "in the elections with polls before the year. The year's own polls and results play no part:",
+            "",
+            poll_weighting_markdown(weightings),
             "",
             "## Vote-weighted accuracy against persistence, pooled",
             "",
@@ -262,7 +268,7 @@ def main() -> None:
     BACKTEST_FILE.write_text(
         backtest_document(
             results,
-            next_election_choice(inputs, by_year),
+            next_election_forecaster(inputs, by_year),
             state_forecasts(inputs, results),
             early_backtests(inputs, by_year),
         )

@@ -191,14 +191,15 @@ def build_prior(
     target: pd.DataFrame,
     electoral_votes: dict[str, int],
     source: str,
-    poll_errors: pd.DataFrame,
+    polls: pd.DataFrame,
+    state_returns: pd.DataFrame,
 ) -> ElectionNightPrior:
     """The prior of the election in ``target`` (its feature rows, polls as of the day before), from a real-mode
-    forecaster fitted on ``train`` (elections before it only) and the poll errors of those elections
-    (``features.poll_errors``; later years are not read)."""
+    forecaster fitted on ``train`` (elections before it only) and the polls and state results of those elections
+    (later years are not read)."""
     from election_assets.real.forecaster import fit_forecaster, relative_swing_target
 
-    forecaster = fit_forecaster(train, poll_errors)
+    forecaster = fit_forecaster(train, polls, state_returns)
     noise = forecaster.noise(target)
     votes = target["prev_total_votes"].to_numpy(dtype=float)
     county_sd = size_scaled_county_sd(

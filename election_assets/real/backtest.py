@@ -18,7 +18,7 @@ from election_assets.real.evaluation import (
     score_states,
     simulate_states,
 )
-from election_assets.real.features import FINAL_FORECAST_DAYS_BEFORE
+from election_assets.real.features import FINAL_FORECAST_DAYS_BEFORE, WeightingChoice, state_shares
 from election_assets.real.forecaster import (
     RELATIVE_SWING_VARIANTS,
     SwingForecaster,
@@ -27,6 +27,7 @@ from election_assets.real.forecaster import (
     margin_logistic_probability,
     persistence_probability,
 )
+from election_assets.real.poll_average import DEFAULT_WEIGHTING
 
 BACKTEST_YEARS: tuple[int, ...] = (2008, 2012, 2016, 2020)
 FORECASTER = "swing_forecaster"
@@ -107,17 +108,18 @@ class YearBacktest:
 def backtest_year(
     features_by_year: Mapping[int, pd.DataFrame],
     year: int,
-    state_shares: pd.Series,
-    poll_errors: pd.DataFrame,
+    polls: pd.DataFrame,
+    state_returns: pd.DataFrame,
     days_before: int = FINAL_FORECAST_DAYS_BEFORE,
 ) -> YearBacktest:
     """Forecast ``year`` from earlier elections only, ``days_before`` days before it (``features_by_year[year]``
-    must hold the features as of that day). ``state_shares`` are the actual state results of ``year``, used only to
-    score the aggregated forecast; ``poll_errors`` (``features.poll_errors``) may hold every year, the forecaster
-    reads those of its training elections only."""
+    must hold the features as of that day). ``polls`` and ``state_returns`` may hold every year: the forecaster
+    reads those of its training elections only, and the actual state results of ``year`` only score the aggregated
+    forecast."""
     train = training_rows(features_by_year, before=year)
     test = features_by_year[year]
-    forecaster = fit_forecaster(train, poll_errors).days_before(days_before)
+    forecaster = fit_forecaster(train, polls, state_returns).days_before(days_before)
+    actual = state_shares(state_returns, year)
     share = forecaster.predict_share(test)
     probabilities = {
         FORECASTER: forecaster.win_probability(test),
@@ -128,10 +130,10 @@ def backtest_year(
     rows[FORECASTER] |= score(probabilities[FORECASTER], test, share)
     rows[FORECASTER] |= vote_weighted_gain(test, probabilities[FORECASTER], probabilities[PERSISTENCE])
     simulation = simulate_states(test, share, forecaster.noise(test))
-    rows[FORECASTER] |= score_states(simulation, state_shares)
+    rows[FORECASTER] |= score_states(simulation, actual)
     previous_winner = test.groupby("state_po")["state_prev_dem_share"].first()
     rows[PERSISTENCE] |= {
-        "states_right": int(((previous_winner > 0.5) == (state_shares.reindex(previous_winner.index) > 0.5)).sum())
+        "states_right": int(((previous_winner > 0.5) == (actual.reindex(previous_winner.index) > 0.5)).sum())
     }
     won = test["outcome_dem_win"].to_numpy()
     return YearBacktest(
@@ -201,6 +203,25 @@ def variant_choice_markdown(choices: Mapping[int, VariantChoice]) -> str:
             cells = [f"{row['brier']:.4f} ({row['log_loss']:.4f})" for _, row in choice.scores.loc[variants].iterrows()]
         validated = ", ".join(map(str, choice.validated_on)) or "(one training election)"
         lines.append(f"| {year} | {validated} | " + " | ".join(cells) + f" | **{choice.chosen}** |")
+    return "\n".join(lines)
+
+
+def poll_weighting_markdown(choices: Mapping[int, WeightingChoice]) -> str:
+    """Which poll weighting each year's forecast uses and why: the chosen weighting's error of the day-before state
+    poll averages over the elections before it, beside the default's."""
+    lines = [
+        f"| year | validated on | chosen | its RMSE | default's RMSE ({DEFAULT_WEIGHTING.label}) |",
+        "|---|---|---|---|---|",
+    ]
+    for year, choice in sorted(choices.items()):
+        if not choice.validated_on:
+            lines.append(f"| {year} | (no earlier election with polls) | **{choice.chosen.label}** | | |")
+            continue
+        validated = ", ".join(map(str, choice.validated_on))
+        lines.append(
+            f"| {year} | {validated} | **{choice.chosen.label}** | {choice.scores[choice.chosen]:.4f} | "
+            f"{choice.scores[DEFAULT_WEIGHTING]:.4f} |"
+        )
     return "\n".join(lines)
 
 

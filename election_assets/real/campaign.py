@@ -1,10 +1,11 @@
 """The forecast of an election as of any day of its campaign, and its timeline day by day.
 
 A day's forecast is the published model applied to the election's counties with the polls that ended before that
-day (``features.with_polls``): county shares and win probabilities, state probabilities and the electoral-vote
-distribution from the model's correlated errors (``evaluation.simulate_states``), whose national and state parts
-are the polls' errors as far before the election as the day is (``forecaster.PollNoiseCurve``). Only the polls and
-that horizon change from day to day, so the timeline rebuilds nothing else.
+day (``features.with_polls``, the average weighed as the model's features were): county shares and win
+probabilities, state probabilities and the electoral-vote distribution from the model's correlated errors
+(``evaluation.simulate_states``), whose national and state parts are the polls' errors as far before the election
+as the day is (``forecaster.PollNoiseCurve``). Only the polls and that horizon change from day to day, so the
+timeline rebuilds nothing else.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import pandas as pd
 
 from election_assets.core.compiled_model import SwingModel
 from election_assets.core.manifest import NoiseParts
+from election_assets.core.model_store import StoredModel
 from election_assets.core.real_features import REAL_MODEL_COLUMNS, normal_cdf
+from election_assets.modelling.export import compile_swing_model
 from election_assets.real.evaluation import TOTAL_ELECTORAL_VOTES, WINNING_ELECTORAL_VOTES, simulate_states
-from election_assets.real.features import NEXT_ELECTION, election_day, forecast_day, poll_estimate, with_polls
-from election_assets.real.forecaster import PollNoiseCurve
-from election_assets.real.poll_average import PollEstimate
+from election_assets.real.features import (
+    NEXT_ELECTION,
+    election_day,
+    forecast_day,
+    poll_errors,
+    poll_estimate,
+    with_polls,
+)
+from election_assets.real.forecaster import PollNoiseCurve, SwingForecaster
+from election_assets.real.poll_average import PollEstimate, PollWeighting
 
 # The campaign a user can pick a day of: from August to the day before the election.
 CAMPAIGN_START = date(NEXT_ELECTION, 8, 1)
@@ -81,10 +91,37 @@ class DayForecast:
         )
 
 
+@dataclass(frozen=True)
+class CampaignModel:
+    """A compiled model as every day's forecast uses it: its noise parts for polled and unpolled states as of the day
+    before the election, the poll weighting its election's features were built with, and that weighting's national
+    and state errors by days before the election over the elections the model was trained through."""
+
+    model: SwingModel
+    noise: Mapping[str, NoiseParts]
+    weighting: PollWeighting
+    poll_noise: PollNoiseCurve
+
+    @classmethod
+    def published(cls, stored: StoredModel, polls: pd.DataFrame, state_returns: pd.DataFrame) -> CampaignModel:
+        """The model of the real-mode store, with the poll weighting its manifest records."""
+        weighting = PollWeighting.from_params(stored.manifest.hyperparameters)
+        errors = poll_errors(polls, state_returns, weighting)
+        curve = PollNoiseCurve.from_poll_errors(errors, stored.manifest.trained_through)
+        return cls(stored.model, stored.manifest.noise, weighting, curve)
+
+    @classmethod
+    def of_forecaster(cls, forecaster: SwingForecaster) -> CampaignModel:
+        """A forecaster compiled as ``real_champion_model`` publishes it (a backtest's, or one not yet published)."""
+        compiled = compile_swing_model(
+            forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
+        )
+        noise = {"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise}
+        return cls(compiled, noise, forecaster.poll_weighting.chosen, forecaster.poll_noise)
+
+
 def forecast_as_of(
-    model: SwingModel,
-    noise: Mapping[str, NoiseParts],
-    poll_noise: PollNoiseCurve,
+    model: CampaignModel,
     counties: pd.DataFrame,
     polls: pd.DataFrame,
     state_returns: pd.DataFrame,
@@ -92,16 +129,15 @@ def forecast_as_of(
     year: int = NEXT_ELECTION,
 ) -> DayForecast:
     """``year``'s forecast made on ``day`` from the polls that ended before it. ``counties`` are the election's
-    feature rows (``election_features``), ``noise`` the published model's parts for polled and unpolled states as of
-    the day before the election, ``poll_noise`` the polls' national and state errors by days before the election
-    (the same elections' ``PollNoiseCurve``): a day further out gets the wider errors of its horizon, and the day
-    before the election is exactly what the API computes."""
-    estimate = poll_estimate(polls, state_returns, year, day)
+    feature rows (``election_features``): a day further out gets the wider errors of its horizon, and the day before
+    the election is exactly what the API computes."""
+    estimate = poll_estimate(polls, state_returns, year, day, model.weighting)
     frame = with_polls(counties, estimate)
     columns = frame[list(REAL_MODEL_COLUMNS)].to_numpy(np.float64)
-    share = model.predict_share(columns)
+    share = model.model.predict_share(columns)
     days_before = (election_day(year) - day).days
-    day_noise = poll_noise.noise(noise["polled"], days_before) if estimate.has_polls else noise["unpolled"]
+    noise = model.noise
+    day_noise = model.poll_noise.noise(noise["polled"], days_before) if estimate.has_polls else noise["unpolled"]
     simulation = simulate_states(frame, share, day_noise)
     county_table = pd.DataFrame(
         {

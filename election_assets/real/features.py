@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from election_assets.core.real_features import (
@@ -22,7 +23,13 @@ from election_assets.core.real_features import (
     REAL_MODEL_COLUMNS,
     real_model_features,
 )
-from election_assets.real.poll_average import PollEstimate, estimate
+from election_assets.real.poll_average import (
+    DEFAULT_WEIGHTING,
+    POLL_WEIGHTINGS,
+    PollEstimate,
+    PollWeighting,
+    estimate,
+)
 from election_assets.real.polls import tidy_polls
 from election_assets.real.sources import (
     SHIPPED_REAL_DATA_DIR,
@@ -85,6 +92,7 @@ class ElectionFeatures:
     # Units dropped or left with missing values, by reason, for the asset's metadata.
     counts: dict[str, int]
     polls: PollEstimate
+    weighting: WeightingChoice
 
 
 def _results(county_returns: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -104,11 +112,18 @@ def national_share(state_returns: pd.DataFrame, year: int) -> float:
     return float(votes["dem_votes"] / (votes["dem_votes"] + votes["rep_votes"]))
 
 
-def poll_estimate(polls: pd.DataFrame, state_returns: pd.DataFrame, year: int, as_of: date) -> PollEstimate:
+def poll_estimate(
+    polls: pd.DataFrame, state_returns: pd.DataFrame, year: int, as_of: date, weighting: PollWeighting
+) -> PollEstimate:
     """The polls' picture of each state for ``year`` from the polls that ended before ``as_of``, as swings from the
     previous election's results."""
     return estimate(
-        polls, year, pd.Timestamp(as_of), state_shares(state_returns, year - 4), national_share(state_returns, year - 4)
+        polls,
+        year,
+        pd.Timestamp(as_of),
+        state_shares(state_returns, year - 4),
+        national_share(state_returns, year - 4),
+        weighting,
     )
 
 
@@ -118,20 +133,24 @@ POLL_ERROR_HORIZONS: tuple[int, ...] = (FINAL_FORECAST_DAYS_BEFORE, *range(7, 99
 
 
 def poll_errors(
-    polls: pd.DataFrame, state_returns: pd.DataFrame, horizons: tuple[int, ...] = POLL_ERROR_HORIZONS
+    polls: pd.DataFrame,
+    state_returns: pd.DataFrame,
+    weighting: PollWeighting,
+    horizons: tuple[int, ...] = POLL_ERROR_HORIZONS,
 ) -> pd.DataFrame:
-    """How far the poll average missed in every state of every election with polls, a result and a previous result,
-    at each horizon: the state's share minus the polls' expected share as of ``days_before`` days before election
-    day. Columns ``days_before``, ``year``, ``state_po``, ``residual`` and ``weight`` (the state's two-party votes),
-    as ``forecaster.PollNoiseCurve`` reads them; an election without any poll yet at a horizon has no rows there. A
-    forecaster reads only the years it trained on."""
+    """How far the poll average (weighed by ``weighting``) missed in every state of every election with polls, a
+    result and a previous result, at each horizon: the state's share minus the polls' expected share as of
+    ``days_before`` days before election day. Columns ``days_before``, ``year``, ``state_po``, ``residual`` and
+    ``weight`` (the state's two-party votes), as ``forecaster.PollNoiseCurve`` reads them; an election without any
+    poll yet at a horizon has no rows there. A forecaster reads only the years it trained on."""
     years = sorted(set(polls["year"]) & set(state_returns["year"]) & {year + 4 for year in state_returns["year"]})
     frames = []
     for year in years:
         rows = state_returns[state_returns["year"] == year].set_index("state_po")
         actual = dem_two_party_share(rows)
         for days in horizons:
-            estimate = poll_estimate(polls, state_returns, year, election_day(year) - timedelta(days=days))
+            as_of = election_day(year) - timedelta(days=days)
+            estimate = poll_estimate(polls, state_returns, year, as_of, weighting)
             if not estimate.has_polls:
                 continue
             frame = pd.DataFrame(
@@ -144,7 +163,44 @@ def poll_errors(
                 }
             )
             frames.append(frame.dropna())
-    return pd.concat(frames, ignore_index=True)
+    columns = ["days_before", "year", "state_po", "residual", "weight"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+@dataclass(frozen=True)
+class WeightingChoice:
+    """The poll weighting a forecast uses, and the walk forward that chose it."""
+
+    chosen: PollWeighting
+    validated_on: tuple[int, ...]  # the earlier elections with polls it was scored on; empty: the default
+    scores: dict[PollWeighting, float]  # root mean square error of the day-before state averages
+
+    @property
+    def reason(self) -> str:
+        if not self.validated_on:
+            return f"{self.chosen.label}: the default, no earlier election with polls to choose with"
+        years = ", ".join(map(str, self.validated_on))
+        return (
+            f"{self.chosen.label}: the smallest error of the day-before state poll averages over {years} "
+            f"(root mean square {self.scores[self.chosen]:.4f}; the default's {self.scores[DEFAULT_WEIGHTING]:.4f})"
+        )
+
+
+def choose_poll_weighting(polls: pd.DataFrame, state_returns: pd.DataFrame, before: int) -> WeightingChoice:
+    """The weighting, among ``POLL_WEIGHTINGS``, whose day-before state averages missed the results least over every
+    election with polls before ``before``: root mean square over the states and DC of all those elections together,
+    each state counting once as in the state Brier score. Nothing of ``before`` or later is read; the first in
+    ``POLL_WEIGHTINGS``' order wins a tie, and ``DEFAULT_WEIGHTING`` is used when no earlier election has polls."""
+    polls, state_returns = polls[polls["year"] < before], state_returns[state_returns["year"] < before]
+    scores: dict[PollWeighting, float] = {}
+    validated_on: tuple[int, ...] = ()
+    for weighting in POLL_WEIGHTINGS:
+        errors = poll_errors(polls, state_returns, weighting, horizons=(FINAL_FORECAST_DAYS_BEFORE,))
+        if errors.empty:
+            return WeightingChoice(DEFAULT_WEIGHTING, (), {})
+        scores[weighting] = float(np.sqrt(np.mean(errors["residual"] ** 2)))
+        validated_on = tuple(sorted(int(y) for y in errors["year"].unique()))
+    return WeightingChoice(min(scores, key=scores.__getitem__), validated_on, scores)
 
 
 def with_polls(frame: pd.DataFrame, polls: PollEstimate) -> pd.DataFrame:
@@ -201,8 +257,10 @@ def build_election_features(
     for field in DEMOGRAPHIC_INPUTS:
         frame[field] = frame[field].fillna(frame[field].median())
     # Every state gets the polls' estimate when the year has polls (a state nobody polled moves with the nation);
-    # without any poll the field stays empty and the model expects no state swing.
-    estimate = poll_estimate(polls, state_returns, year, as_of or forecast_day(year))
+    # without any poll the field stays empty and the model expects no state swing. The average is weighed as a
+    # forecaster of the year would have chosen from the elections before it.
+    weighting = choose_poll_weighting(polls, state_returns, before=year)
+    estimate = poll_estimate(polls, state_returns, year, as_of or forecast_day(year), weighting.chosen)
     frame = with_polls(frame, estimate)
 
     current = _results(county_returns, year)
@@ -217,7 +275,7 @@ def build_election_features(
         frame["outcome_total_votes"] = outcome["total_votes"]
         frame["outcome_state_dem_share"] = frame["state_po"].map(state_shares(state_returns, year))
     counts = {reason: count for reason, count in counts.items() if count}
-    return ElectionFeatures(frame.reset_index(names="county_fips"), counts, estimate)
+    return ElectionFeatures(frame.reset_index(names="county_fips"), counts, estimate, weighting)
 
 
 @dataclass(frozen=True)
@@ -249,8 +307,8 @@ class ElectionInputs:
             year, self.county_returns, self.state_returns, self.polls, self.demographics, as_of
         )
 
-    def poll_errors(self) -> pd.DataFrame:
-        return poll_errors(self.polls, self.state_returns)
+    def poll_errors(self, weighting: PollWeighting) -> pd.DataFrame:
+        return poll_errors(self.polls, self.state_returns, weighting)
 
     def features_by_year(self) -> dict[int, pd.DataFrame]:
         return {year: self.features(year).frame for year in FEATURE_YEARS}

@@ -2,8 +2,10 @@
 swing relative to its state.
 
 - The state swing comes from the polls (``poll_average``: each state's polls as of the forecast day, shrunk
-  towards the national swing the polls show where a state's polls are few). Every election 2000-2024 has polls;
-  a request without a poll estimate assumes no swing, and the unpolled noise below carries that uncertainty.
+  towards the national swing the polls show where a state's polls are few). How the average weighs the polls is
+  chosen by walk forward too: the weighting whose state averages missed the results least in the earlier elections
+  with polls (``features.choose_poll_weighting``). Every election 2000-2024 has polls; a request without a poll
+  estimate assumes no swing, and the unpolled noise below carries that uncertainty.
 - The county's swing relative to its state is learnt from earlier elections (where a county sits against its
   state, how it moved last time, education, rurality, unemployment) by one of three variants: gradient-boosted
   trees, a ridge regression, or none at all (every county moves with its state). Which one is chosen by a walk
@@ -35,7 +37,12 @@ from xgboost import XGBRegressor
 from election_assets.core.manifest import NoiseParts
 from election_assets.core.real_features import POLLED, REAL_FEATURE_NAMES, STATE_SWING, normal_cdf
 from election_assets.real.evaluation import score
-from election_assets.real.features import FINAL_FORECAST_DAYS_BEFORE
+from election_assets.real.features import (
+    FINAL_FORECAST_DAYS_BEFORE,
+    WeightingChoice,
+    choose_poll_weighting,
+    poll_errors,
+)
 
 RELATIVE_SWING_PARAMS: dict[str, float | int] = {
     "n_estimators": 300,
@@ -294,6 +301,7 @@ class SwingForecaster:
     polled_noise: NoiseModel
     unpolled_noise: NoiseModel
     poll_noise: PollNoiseCurve
+    poll_weighting: WeightingChoice
     trained_through: int
 
     def noise(self, frame: pd.DataFrame) -> NoiseModel:
@@ -312,12 +320,14 @@ class SwingForecaster:
         return replace(self, polled_noise=self.poll_noise.noise(self.polled_noise, days))
 
 
-def fit_forecaster(train: pd.DataFrame, poll_errors: pd.DataFrame) -> SwingForecaster:
+def fit_forecaster(train: pd.DataFrame, polls: pd.DataFrame, state_returns: pd.DataFrame) -> SwingForecaster:
     """The forecaster of ``train`` for a forecast made the day before the election: the relative-swing variant
-    chosen by walk forward inside it, refitted on all of it, and the noise parts. ``poll_errors``
-    (``features.poll_errors``) may hold any years; only those of the training elections are read."""
+    chosen by walk forward inside it, refitted on all of it, and the noise parts of the poll weighting chosen by walk
+    forward (the one the features of the election it forecasts were built with). ``polls`` and ``state_returns``
+    may hold any years; only those of the training elections are read."""
     trained_through = int(train["year"].max())
-    curve = PollNoiseCurve.from_poll_errors(poll_errors, trained_through)
+    weighting = choose_poll_weighting(polls, state_returns, before=trained_through + 1)
+    curve = PollNoiseCurve.from_poll_errors(poll_errors(polls, state_returns, weighting.chosen), trained_through)
     choice = choose_relative_swing(train, curve)
     noise = noise_model(choice.residuals, curve)
     national = max(noise.national, national_swing_spread(train))
@@ -327,6 +337,7 @@ def fit_forecaster(train: pd.DataFrame, poll_errors: pd.DataFrame) -> SwingForec
         polled_noise=noise,
         unpolled_noise=replace(noise, national=national, source=f"{noise.source}; national swing spread"),
         poll_noise=curve,
+        poll_weighting=weighting,
         trained_through=trained_through,
     )
 

@@ -7,13 +7,15 @@ source gives no end), so a forecast as of a day can be rebuilt later exactly as 
 the previous election's result: a poll of a state says how far the state moved since then, which pools across states
 far better than the raw shares do.
 
-The weights are fixed beforehand, not fitted: a poll weighs less the older it is (half-life ``HALF_LIFE_DAYS``) and
-grows with its sample like the square root, capped (``SAMPLE_CAP``), since beyond that the pollster's own error
-dominates; ``PRIOR_POLLS`` full-weight polls' worth of the national swing anchors each state.
+A poll weighs less the older it is (``PollWeighting.half_life_days``) and grows with its sample like the square
+root, capped (``SAMPLE_CAP``), since beyond that the pollster's own error dominates; ``PollWeighting.prior_polls``
+full-weight polls' worth of the national swing anchors each state. Which half-life and anchor a forecast uses is chosen
+among ``POLL_WEIGHTINGS`` by walk forward over the elections before it (``features.choose_poll_weighting``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,11 +23,38 @@ import pandas as pd
 
 from election_assets.real.polls import NATIONAL
 
-HALF_LIFE_DAYS = 14.0
 WINDOW_DAYS = 90  # older polls are left out altogether: the summer's race says little about November's
 SAMPLE_CAP = 1500.0
 TYPICAL_SAMPLE = 600.0  # the weight of a poll of unknown size, and of a full-weight poll's sample
-PRIOR_POLLS = 2.0
+
+
+@dataclass(frozen=True)
+class PollWeighting:
+    """How the average weighs polls: the half-life of a poll's weight in days, and how many full-weight polls' worth
+    of the national swing anchor each state's own polls."""
+
+    half_life_days: float
+    prior_polls: float
+
+    @property
+    def label(self) -> str:
+        return f"half-life {self.half_life_days:g} days, {self.prior_polls:g} prior polls"
+
+    def params(self) -> dict[str, float]:
+        """The weighting as a model manifest's hyperparameters and MLflow params record it."""
+        return {"poll_half_life_days": self.half_life_days, "poll_prior_polls": self.prior_polls}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object]) -> PollWeighting:
+        return cls(float(params["poll_half_life_days"]), float(params["poll_prior_polls"]))
+
+
+# The weightings a walk forward chooses among: a fortnight's half-life and two polls' anchor were the fixed weighting
+# before the choice existed, and stay the one used where no earlier election has polls to choose with.
+DEFAULT_WEIGHTING = PollWeighting(half_life_days=14.0, prior_polls=2.0)
+POLL_WEIGHTINGS: tuple[PollWeighting, ...] = tuple(
+    PollWeighting(half_life, prior) for half_life in (7.0, 14.0, 28.0, 56.0) for prior in (0.5, 2.0, 8.0)
+)
 
 
 def poll_end(polls: pd.DataFrame) -> pd.Series:
@@ -33,14 +62,14 @@ def poll_end(polls: pd.DataFrame) -> pd.Series:
     return polls["end_date"].fillna(polls["median_date"])
 
 
-def polls_before(polls: pd.DataFrame, year: int, as_of: pd.Timestamp) -> pd.DataFrame:
+def polls_before(polls: pd.DataFrame, year: int, as_of: pd.Timestamp, half_life_days: float) -> pd.DataFrame:
     """The polls of ``year`` whose field period ended before ``as_of``, within the window, with their weights."""
     end = poll_end(polls)
     age = (as_of - end).dt.days
     rows = polls[(polls["year"] == year) & (end < as_of) & (age <= WINDOW_DAYS)]
     age = age.loc[rows.index]
     sample = rows["sample_size"].astype("float64").fillna(TYPICAL_SAMPLE).clip(upper=SAMPLE_CAP)
-    weight = 0.5 ** (age / HALF_LIFE_DAYS) * np.sqrt(sample / TYPICAL_SAMPLE)
+    weight = 0.5 ** (age / half_life_days) * np.sqrt(sample / TYPICAL_SAMPLE)
     return rows.assign(weight=weight.to_numpy())
 
 
@@ -59,11 +88,16 @@ class PollEstimate:
 
 
 def estimate(
-    polls: pd.DataFrame, year: int, as_of: pd.Timestamp, state_previous: pd.Series, national_previous: float
+    polls: pd.DataFrame,
+    year: int,
+    as_of: pd.Timestamp,
+    state_previous: pd.Series,
+    national_previous: float,
+    weighting: PollWeighting,
 ) -> PollEstimate:
     """The polls' picture of every state in ``state_previous`` (the states' previous two-party shares) as of
     ``as_of``; ``national_previous`` is the previous national two-party share."""
-    used = polls_before(polls, year, as_of)
+    used = polls_before(polls, year, as_of, weighting.half_life_days)
     used = used[used["geography"].isin([NATIONAL, *state_previous.index])]
     if used.empty:
         empty = pd.Series(dtype=float)
@@ -77,6 +111,7 @@ def estimate(
     by_state["weighted"] = by_state["swing"] * used.loc[in_states, "weight"]
     by_state["weight"] = used.loc[in_states, "weight"]
     sums = by_state.groupby("state")[["weighted", "weight"]].sum().reindex(state_previous.index, fill_value=0.0)
-    state_swing = (sums["weighted"] + PRIOR_POLLS * national_swing) / (sums["weight"] + PRIOR_POLLS)
+    prior = weighting.prior_polls
+    state_swing = (sums["weighted"] + prior * national_swing) / (sums["weight"] + prior)
     share = (state_previous + state_swing).clip(0.0, 1.0).rename("poll_dem_share")
     return PollEstimate(share, national_swing, sums["weight"], len(used))

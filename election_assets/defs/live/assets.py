@@ -21,7 +21,7 @@ from election_assets.live.replay import REPLAY_YEARS
 from election_assets.live.scoring import ReplaySummaryError, read_replay_summary, score_replay
 from election_assets.real.backtest import FORECASTER, training_rows
 from election_assets.real.evaluation import electoral_votes
-from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, forecast_day, poll_errors, state_shares
+from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, forecast_day, state_shares
 
 GROUP = "live"
 CODE_VERSION = "1"
@@ -77,8 +77,7 @@ def election_night_prior(
     year = int(context.partition_key)
     train, target = prior_rows(_by_year(features_by_year), year)
     training_years = sorted(int(y) for y in train["year"].unique())
-    errors = poll_errors(polls, state_returns)
-    prior = build_prior(train, target, electoral_votes(year), prior_source(year, training_years), errors)
+    prior = build_prior(train, target, electoral_votes(year), prior_source(year, training_years), polls, state_returns)
     if prior.manifest.trained_through >= year:  # training_rows guarantees it; the file must never say otherwise
         raise dg.Failure(f"the {year} prior was trained through {prior.manifest.trained_through}")
     path = storage.store_paths().live_prior(year)

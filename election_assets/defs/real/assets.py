@@ -47,6 +47,7 @@ from election_assets.real.backtest import (
 from election_assets.real.campaign import (
     CAMPAIGN_END,
     CAMPAIGN_START,
+    CampaignModel,
     DayForecast,
     campaign_days,
     forecast_as_of,
@@ -61,10 +62,9 @@ from election_assets.real.features import (
     NEXT_ELECTION,
     build_election_features,
     forecast_day,
-    poll_errors,
     state_shares,
 )
-from election_assets.real.forecaster import VARIANT_PARAMS, PollNoiseCurve, SwingForecaster, fit_forecaster
+from election_assets.real.forecaster import VARIANT_PARAMS, SwingForecaster, fit_forecaster
 from election_assets.real.maps import county_map_png, state_map_png
 
 GROUP = "real"
@@ -110,7 +110,7 @@ def election_features(
     polled = int((estimate.state_weight > 0).sum())
     context.log.info(
         f"{year}: {len(frame)} counties; {estimate.polls_used} polls, {polled} states polled, national swing "
-        f"{estimate.national_swing:+.3f}; counts {built.counts}"
+        f"{estimate.national_swing:+.3f}; poll weighting {built.weighting.reason}; counts {built.counts}"
     )
     return table_output(
         frame,
@@ -121,6 +121,7 @@ def election_features(
             "polls_used": estimate.polls_used,
             "states_with_own_polls": polled,
             "national_swing_in_polls": estimate.national_swing,
+            "poll_weighting": built.weighting.reason,
             "polls_fingerprint": fingerprint(polls[polls["year"] == year]),
             "unjoined_or_missing": built.counts,
         },
@@ -156,10 +157,12 @@ def walk_forward_backtest(
     mlflow_registry: MlflowRegistry,
 ):
     year = int(context.partition_key)
-    actual = state_shares(state_returns, year)
-    result = backtest_year(_by_year(features_by_year), year, actual, poll_errors(polls, state_returns))
-    variant = result.forecaster.variant
-    context.log.info(f"backtest {year}: trained on {list(result.training_years)}; relative swing {variant.reason}")
+    result = backtest_year(_by_year(features_by_year), year, polls, state_returns)
+    variant, weighting = result.forecaster.variant, result.forecaster.poll_weighting
+    context.log.info(
+        f"backtest {year}: trained on {list(result.training_years)}; relative swing {variant.reason}; "
+        f"poll weighting {weighting.reason}"
+    )
     png = calibration_png(result.calibration, f"Calibration, {year} counties")
     directory = storage.reports_path("real", "backtest", str(year))
     (directory / "calibration.png").write_bytes(png)
@@ -178,12 +181,14 @@ def walk_forward_backtest(
             }
         )
         mlflow.log_params({"trained_on": ",".join(map(str, result.training_years)), "relative_swing": variant.chosen})
+        mlflow.log_params(weighting.chosen.params())
         mlflow.log_params({"features": ",".join(REAL_FEATURE_NAMES), "noise_total": round(noise.total, 5)})
         for model, row in result.scores.iterrows():
             mlflow.log_metrics({f"{model}.{metric}": float(value) for metric, value in row.dropna().items()})
         mlflow.log_artifact(str(directory / "calibration.png"))
     scores = result.scores.rename_axis("model").reset_index().assign(year=year)
-    yield table_output(result.states(actual), {"election_year": year}, output_name="backtest_state_forecasts")
+    states = result.states(state_shares(state_returns, year))
+    yield table_output(states, {"election_year": year}, output_name="backtest_state_forecasts")
     yield dg.Output(
         scores,
         output_name="walk_forward_backtest",
@@ -195,6 +200,7 @@ def walk_forward_backtest(
             "noise": asdict(noise),
             "relative_swing": variant.reason,
             "relative_swing_walk_forward": dg.MetadataValue.md(variant_choice_markdown({year: variant})),
+            "poll_weighting": weighting.reason,
             "mlflow_run_id": run.info.run_id,
             **{f"{FORECASTER}_{k}": float(v) for k, v in result.scores.loc[FORECASTER].dropna().items()},
         },
@@ -264,7 +270,11 @@ def _real_manifest(
         feature_names=list(REAL_MODEL_COLUMNS),
         input_schema=REAL_MODE.input_schema(),
         labels={"positive": CANDIDATE_A, "negative": CANDIDATE_B, CANDIDATE_A: "Democratic", CANDIDATE_B: "Republican"},
-        hyperparameters={"relative_swing": forecaster.variant.chosen, **VARIANT_PARAMS[forecaster.variant.chosen]},
+        hyperparameters={
+            "relative_swing": forecaster.variant.chosen,
+            **VARIANT_PARAMS[forecaster.variant.chosen],
+            **forecaster.poll_weighting.chosen.params(),
+        },
         training_data_fingerprint=fingerprint(train),
         training_rows=len(train),
         source_run=SourceRun(dagster_run_id=run_id),
@@ -301,7 +311,7 @@ def real_champion_model(
     to the real-mode model store (``ELECTION_REAL_MODEL_STORE``), with the backtest of the latest year as its
     record. The API serves it with ``ELECTION_API_MODE=real``."""
     train = training_rows(_by_year(features_by_year), before=NEXT_ELECTION)
-    forecaster = fit_forecaster(train, poll_errors(polls, state_returns))
+    forecaster = fit_forecaster(train, polls, state_returns)
     compiled = compile_swing_model(
         forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
     )
@@ -317,6 +327,7 @@ def real_champion_model(
             "trained_through": forecaster.trained_through,
             "training_rows": len(train),
             "relative_swing": forecaster.variant.reason,
+            "poll_weighting": forecaster.poll_weighting.reason,
             "metrics": manifest.metrics,
             "metrics_source": manifest.metrics_source,
         }
@@ -377,8 +388,8 @@ def next_election_forecast(
     outcomes, and maps."""
     day = date.fromisoformat(context.partition_key)
     champion = storage.real_model_store().load()
-    curve = PollNoiseCurve.from_poll_errors(poll_errors(polls, state_returns), champion.manifest.trained_through)
-    forecast = forecast_as_of(champion.model, champion.manifest.noise, curve, counties, polls, state_returns, day)
+    model = CampaignModel.published(champion, polls, state_returns)
+    forecast = forecast_as_of(model, counties, polls, state_returns, day)
     directory = storage.reports_path("real", "forecast")
     label = _file_label(day)
     county_path = directory / f"forecast_county_{label}.csv"
@@ -412,6 +423,7 @@ def next_election_forecast(
             "as_of": day.isoformat(),
             "model_version": champion.version,
             "trained_through": champion.manifest.trained_through,
+            "poll_weighting": model.weighting.label,
             "electoral_votes": electoral,
             "closest_states": dg.MetadataValue.md(closest.drop(columns="margin").round(3).to_markdown()),
             "county_forecast": dg.MetadataValue.path(str(county_path)),
@@ -439,12 +451,9 @@ def campaign_timeline(
     """The next election's forecast on every day of the campaign: the Democratic candidate's win probability and
     electoral-vote median with its 80 % interval, day by day (PNG and CSV in data/reports/real/)."""
     champion = storage.real_model_store().load()
-    curve = PollNoiseCurve.from_poll_errors(poll_errors(polls, state_returns), champion.manifest.trained_through)
+    model = CampaignModel.published(champion, polls, state_returns)
     days = campaign_days()
-    frame = timeline(
-        forecast_as_of(champion.model, champion.manifest.noise, curve, counties, polls, state_returns, day)
-        for day in days
-    )
+    frame = timeline(forecast_as_of(model, counties, polls, state_returns, day) for day in days)
     directory = storage.reports_path("real")
     png = timeline_png(frame, f"The {NEXT_ELECTION} forecast, day by day (model {champion.version})")
     (directory / f"timeline_{NEXT_ELECTION}.png").write_bytes(png)
