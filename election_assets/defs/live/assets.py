@@ -24,7 +24,8 @@ from election_assets.real.evaluation import electoral_votes
 from election_assets.real.features import FEATURE_YEARS, NEXT_ELECTION, forecast_day, state_shares
 
 GROUP = "live"
-CODE_VERSION = "1"
+# Bump with any change to what these assets compute (2: priors with the poll weighting chosen by walk forward).
+CODE_VERSION = "2"
 PRIOR_YEARS: tuple[int, ...] = (*REPLAY_YEARS, NEXT_ELECTION)
 PRIOR_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in PRIOR_YEARS])
 REPLAY_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in REPLAY_YEARS])

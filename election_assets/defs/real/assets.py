@@ -68,7 +68,9 @@ from election_assets.real.forecaster import VARIANT_PARAMS, SwingForecaster, fit
 from election_assets.real.maps import county_map_png, state_map_png
 
 GROUP = "real"
-CODE_VERSION = "1"
+# Dagster marks a materialization stale when its asset's code version changes: bump it with any change to what these
+# assets compute (2: the poll weighting chosen by walk forward).
+CODE_VERSION = "2"
 ELECTION_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in FEATURE_YEARS])
 BACKTEST_YEAR_PARTITIONS = dg.StaticPartitionsDefinition([str(year) for year in BACKTEST_YEARS])
 ALL_ELECTIONS = dg.AssetIn("election_features", partition_mapping=dg.AllPartitionMapping())
