@@ -45,6 +45,7 @@ from election_assets.real.backtest import (
 )
 from election_assets.real.features import NEXT_ELECTION, ElectionInputs, election_day, state_shares
 from election_assets.real.forecaster import SwingForecaster, fit_forecaster
+from election_assets.real.poll_average import POLL_WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "generated"
@@ -123,6 +124,10 @@ def _markdown_table(frame: pd.DataFrame, formats: Mapping[str, Callable[[object]
     return "\n".join(lines)
 
 
+def _listed(values: list[float]) -> str:
+    return ", ".join(f"{value:g}" for value in values[:-1]) + f" or {values[-1]:g}"
+
+
 def _years(years: tuple[int, ...]) -> str:
     return f"{years[0]}-{years[-1]}"
 
@@ -171,9 +176,11 @@ def backtest_document(
             "## The poll weighting each year uses, and why",
             "",
             "How the state poll averages weigh the polls (the half-life of a poll's weight, and how many polls'",
-            "worth of the national swing anchor each state) was chosen the same way: of twelve weightings, the one",
-            "whose day-before state averages missed the results least (root mean square over every state and DC)",
-            "in the elections with polls before the year. The year's own polls and results play no part:",
+            "worth of the national swing anchor each state) was chosen the same way: of the half-lives",
+            f"{_listed(sorted({w.half_life_days for w in POLL_WEIGHTINGS}))} days and the anchors",
+            f"{_listed(sorted({w.prior_polls for w in POLL_WEIGHTINGS}))} polls, the pair whose day-before state",
+            "averages missed the results least (root mean square over every state and DC) in the elections with",
+            "polls before the year. The year's own polls and results play no part:",
             "",
             poll_weighting_markdown(weightings),
             "",
