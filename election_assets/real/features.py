@@ -307,8 +307,5 @@ class ElectionInputs:
             year, self.county_returns, self.state_returns, self.polls, self.demographics, as_of
         )
 
-    def poll_errors(self, weighting: PollWeighting) -> pd.DataFrame:
-        return poll_errors(self.polls, self.state_returns, weighting)
-
     def features_by_year(self) -> dict[int, pd.DataFrame]:
         return {year: self.features(year).frame for year in FEATURE_YEARS}
