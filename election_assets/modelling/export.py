@@ -16,7 +16,7 @@ from xgboost import XGBClassifier, XGBRegressor
 
 from election_assets.core.compiled_model import CompiledModel, LinearModel, SwingModel, TreeEnsemble
 from election_assets.core.real_features import REAL_FEATURE_NAMES
-from election_assets.real.forecaster import NoRelativeSwing
+from election_assets.real.forecaster import NoRelativeSwing, SwingForecaster
 
 
 def _positive_column(classes: np.ndarray) -> int:
@@ -183,6 +183,14 @@ def compile_swing_model(relative_swing: object, sigma_polled: float, sigma_unpol
         linear_center=np.asarray(center, dtype=np.float64),
         linear_coef=np.asarray(coef, dtype=np.float64),
         linear_intercept=intercept,
+    )
+
+
+def compile_forecaster(forecaster: SwingForecaster) -> SwingModel:
+    """A fitted real-mode forecaster as ``real_champion_model`` publishes it: its relative swing with the spreads of
+    polled and unpolled states for a forecast made the day before the election."""
+    return compile_swing_model(
+        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
     )
 
 

@@ -22,7 +22,7 @@ from election_assets.core.compiled_model import SwingModel
 from election_assets.core.manifest import NoiseParts
 from election_assets.core.model_store import StoredModel
 from election_assets.core.real_features import REAL_MODEL_COLUMNS, normal_cdf
-from election_assets.modelling.export import compile_swing_model
+from election_assets.modelling.export import compile_forecaster
 from election_assets.real.evaluation import TOTAL_ELECTORAL_VOTES, WINNING_ELECTORAL_VOTES, simulate_states
 from election_assets.real.features import (
     NEXT_ELECTION,
@@ -113,11 +113,8 @@ class CampaignModel:
     @classmethod
     def of_forecaster(cls, forecaster: SwingForecaster) -> CampaignModel:
         """A forecaster compiled as ``real_champion_model`` publishes it (a backtest's, or one not yet published)."""
-        compiled = compile_swing_model(
-            forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
-        )
-        noise = {"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise}
-        return cls(compiled, noise, forecaster.poll_weighting.chosen, forecaster.poll_noise)
+        weighting = forecaster.poll_weighting.chosen
+        return cls(compile_forecaster(forecaster), forecaster.published_noise, weighting, forecaster.poll_noise)
 
 
 def forecast_as_of(

@@ -307,6 +307,11 @@ class SwingForecaster:
     def noise(self, frame: pd.DataFrame) -> NoiseModel:
         return self.polled_noise if (frame[POLLED] > 0).any() else self.unpolled_noise
 
+    @property
+    def published_noise(self) -> dict[str, NoiseParts]:
+        """The noise parts as the published model's manifest keeps them (``ModelManifest.noise``)."""
+        return {"polled": self.polled_noise, "unpolled": self.unpolled_noise}
+
     def predict_share(self, frame: pd.DataFrame) -> np.ndarray:
         return predict_share(self.relative_swing, frame)
 

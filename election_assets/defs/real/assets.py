@@ -29,7 +29,7 @@ from election_assets.core.real_features import (
 from election_assets.core.schema import CANDIDATE_A, CANDIDATE_B
 from election_assets.defs.lineage import fingerprint, table_output
 from election_assets.defs.resources import MlflowRegistry, ProjectStorage
-from election_assets.modelling.export import compile_swing_model
+from election_assets.modelling.export import compile_forecaster
 from election_assets.real.backtest import (
     BACKTEST_YEARS,
     FORECASTER,
@@ -291,7 +291,7 @@ def _real_manifest(
         training_years=sorted(int(year) for year in train["year"].unique()),
         forecast_year=NEXT_ELECTION,
         metrics_source=f"walk-forward backtest {backtest_year} (trained on the elections before it)",
-        noise={"polled": forecaster.polled_noise, "unpolled": forecaster.unpolled_noise},
+        noise=forecaster.published_noise,
     )
 
 
@@ -314,9 +314,7 @@ def real_champion_model(
     record. The API serves it with ``ELECTION_API_MODE=real``."""
     train = training_rows(_by_year(features_by_year), before=NEXT_ELECTION)
     forecaster = fit_forecaster(train, polls, state_returns)
-    compiled = compile_swing_model(
-        forecaster.relative_swing, forecaster.polled_noise.total, forecaster.unpolled_noise.total
-    )
+    compiled = compile_forecaster(forecaster)
     manifest = _real_manifest(forecaster, compiled, train, backtests[max(backtests, key=int)], context.run.run_id)
     version = storage.real_model_store().publish(
         manifest, lambda directory: save_compiled_model(compiled, directory / MODEL_FILE)
