@@ -27,18 +27,15 @@ def main() -> None:
     try:
         stored = ModelStore(PipelineSettings.from_env().real_model_store_dir).load()
     except ModelStoreError:
-        stored, origin = None, "a fresh model"
-    else:
-        origin = f"published model {stored.version}"
-    started = time.perf_counter()  # the timeline asset's own work: the polls' error curve, then every day
-    if stored is not None:
-        model = CampaignModel.published(stored, inputs.polls, inputs.state_returns)
-    else:
         forecaster = fit_forecaster(
             training_rows(inputs.features_by_year(), before=NEXT_ELECTION), inputs.polls, inputs.state_returns
         )
-        model = CampaignModel.of_forecaster(forecaster)
         started = time.perf_counter()  # fitting is the champion asset's work, not the timeline's
+        model, origin = CampaignModel.of_forecaster(forecaster), "a fresh model"
+    else:
+        started = time.perf_counter()  # the timeline asset's own work: the polls' error curve, then every day
+        model = CampaignModel.published(stored, inputs.polls, inputs.state_returns)
+        origin = f"published model {stored.version}"
     days = campaign_days()
     frame = timeline(forecast_as_of(model, counties, inputs.polls, inputs.state_returns, day) for day in days)
     seconds = time.perf_counter() - started
