@@ -483,6 +483,13 @@ def test_the_poll_weighting_is_the_one_whose_earlier_state_averages_missed_least
     )
 
 
+def test_a_poll_weighting_round_trips_through_a_manifests_hyperparameters_and_a_model_without_one_is_refused():
+    weighting = PollWeighting(half_life_days=7.0, prior_polls=0.5)
+    assert PollWeighting.from_params({"relative_swing": "ridge", **weighting.params()}) == weighting
+    with pytest.raises(ValueError, match=r"poll_half_life_days, poll_prior_polls missing .* publish it again"):
+        PollWeighting.from_params({"relative_swing": "ridge", "alpha": 1.0})
+
+
 def test_the_poll_weighting_reads_no_poll_and_no_result_of_its_year_or_later(inputs):
     later_polls, later_results = inputs.polls["year"] >= 2012, inputs.state_returns["year"] >= 2012
     polls = inputs.polls.assign(dem_share=inputs.polls["dem_share"].where(~later_polls, 0.1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -36,17 +37,27 @@ class PollWeighting:
     half_life_days: float
     prior_polls: float
 
+    # Each field's name among a model manifest's hyperparameters and a run's MLflow params.
+    PARAMS: ClassVar[dict[str, str]] = {"half_life_days": "poll_half_life_days", "prior_polls": "poll_prior_polls"}
+
     @property
     def label(self) -> str:
         return f"half-life {self.half_life_days:g} days, {self.prior_polls:g} prior polls"
 
     def params(self) -> dict[str, float]:
         """The weighting as a model manifest's hyperparameters and MLflow params record it."""
-        return {"poll_half_life_days": self.half_life_days, "poll_prior_polls": self.prior_polls}
+        return {param: getattr(self, field) for field, param in self.PARAMS.items()}
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> PollWeighting:
-        return cls(float(params["poll_half_life_days"]), float(params["poll_prior_polls"]))
+        """The weighting ``params`` record; a model published before the weighting was chosen records none."""
+        missing = [param for param in cls.PARAMS.values() if param not in params]
+        if missing:
+            raise ValueError(
+                f"the model records no poll weighting ({', '.join(missing)} missing from its hyperparameters): it "
+                "was published before the poll weighting was chosen by walk forward; publish it again (make real)"
+            )
+        return cls(**{field: float(params[param]) for field, param in cls.PARAMS.items()})
 
 
 # The weightings a walk forward chooses among: a fortnight's half-life and two polls' anchor were the fixed weighting
